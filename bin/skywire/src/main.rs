@@ -1,0 +1,2 @@
+//! The `skywire` command.
+fn main() {}
