@@ -6,6 +6,9 @@
 //!   channels with credit flow control and priority scheduling, keepalive and
 //!   GoAway, as a sans-IO state machine that a fuzzer or a test drives
 //!   directly. [`limits`] holds every bound it enforces.
+//! - [`driver`]: the tokio layer: dial or accept, run the session between a
+//!   reader and a writer task, and hand out [`Connection`] and [`Channel`]
+//!   handles with backpressure.
 //!
 //! Data flows: socket → `noise::Decryptor` → [`session::Session::handle_frame`]
 //! → events and per-channel queues → services; services →
@@ -14,11 +17,13 @@
 pub mod noise;
 
 pub mod channel;
+pub mod driver;
 pub mod frame;
 pub mod limits;
 pub mod session;
 
 pub use channel::{ChannelKey, ChannelState};
+pub use driver::{Channel, CloseReason, ConnectError, Connection, ConnectionConfig, IncomingChannel};
 pub use session::{Event, Role, Session, SessionConfig};
 pub use skywire_proto::wire::v1 as pb;
 pub use skywire_proto::wire::v1::Reason;

@@ -418,6 +418,11 @@ impl Session {
         self.srtt
     }
 
+    /// Control frames waiting to be sent.
+    pub fn control_backlog(&self) -> usize {
+        self.control_out.len()
+    }
+
     /// Bytes queued for sending on all channels.
     pub fn queued_send_bytes(&self) -> usize {
         self.send_total
