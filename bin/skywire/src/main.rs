@@ -1,2 +1,66 @@
-//! The `skywire` command.
-fn main() {}
+//! The `skywire` command: run a node, manage keys, ping and benchmark peers.
+//!
+//! `main` parses flags, starts logging and hands off to one module per
+//! command group: [`keys`] (derive and show), [`node`] (run a node until
+//! SIGINT/SIGTERM) and [`client`] (`ping` and `bench` against a peer).
+
+mod client;
+mod keys;
+mod node;
+mod peer;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Skywire: a node of the Skywire network.
+#[derive(Debug, Parser)]
+#[command(name = "skywire", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Key management.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Run a node: serve SWP/1 until SIGINT or SIGTERM.
+    Node(node::NodeArgs),
+    /// Measure the round-trip time to a peer with SWP/1 Pings.
+    Ping(client::PingArgs),
+    /// Measure echo/1 throughput and latency to a peer.
+    Bench(client::BenchArgs),
+}
+
+/// The default data directory: `$SKYWIRE_DATA_DIR`, else `~/.skywire`, else
+/// `./skywire-data`.
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SKYWIRE_DATA_DIR") {
+        return dir.into();
+    }
+    std::env::var_os("HOME")
+        .map(|home| PathBuf::from(home).join(".skywire"))
+        .unwrap_or_else(|| PathBuf::from("skywire-data"))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Keys(cmd) => keys::run(cmd),
+            Command::Node(args) => node::run(args).await,
+            Command::Ping(args) => client::ping(args).await,
+            Command::Bench(args) => client::bench(args).await,
+        }
+    })
+}

@@ -499,6 +499,11 @@ impl Connection {
         self.shared.remote
     }
 
+    /// Whether both handles are the same connection.
+    pub fn same(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// The peer's socket address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.shared.peer_addr

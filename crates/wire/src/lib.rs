@@ -9,6 +9,8 @@
 //! - [`driver`]: the tokio layer: dial or accept, run the session between a
 //!   reader and a writer task, and hand out [`Connection`] and [`Channel`]
 //!   handles with backpressure.
+//! - [`node`] and [`echo`]: a listening node that keeps one connection per
+//!   peer and routes channels to services, with `echo/1` built in.
 //!
 //! Data flows: socket → `noise::Decryptor` → [`session::Session::handle_frame`]
 //! → events and per-channel queues → services; services →
@@ -18,12 +20,15 @@ pub mod noise;
 
 pub mod channel;
 pub mod driver;
+pub mod echo;
 pub mod frame;
 pub mod limits;
+pub mod node;
 pub mod session;
 
 pub use channel::{ChannelKey, ChannelState};
 pub use driver::{Channel, CloseReason, ConnectError, Connection, ConnectionConfig, IncomingChannel};
+pub use node::{Node, NodeConfig, NodeError, NodeHandle, Service};
 pub use session::{Event, Role, Session, SessionConfig};
 pub use skywire_proto::wire::v1 as pb;
 pub use skywire_proto::wire::v1::Reason;
