@@ -59,10 +59,15 @@ pub(crate) struct BenchArgs {
 async fn dial(peer: &PeerAddr) -> anyhow::Result<Connection> {
     let config = ConnectionConfig {
         secret_key: secp256k1::SecretKey::new(&mut rand::rng()),
-        hello: LocalHello { user_agent: format!("skywire-cli/{}", env!("CARGO_PKG_VERSION")), ..LocalHello::default() },
+        hello: LocalHello {
+            user_agent: format!("skywire-cli/{}", env!("CARGO_PKG_VERSION")),
+            ..LocalHello::default()
+        },
         limits: Limits::default(),
     };
-    driver::dial(peer.addr, &peer.key, &config).await.with_context(|| format!("cannot connect to {}", peer.addr))
+    driver::dial(peer.addr, &peer.key, &config)
+        .await
+        .with_context(|| format!("cannot connect to {}", peer.addr))
 }
 
 /// The `q`-quantile of sorted `samples`.
@@ -87,24 +92,44 @@ pub(crate) async fn ping(args: PingArgs) -> anyhow::Result<()> {
         }
         let rtt = conn.ping(0).await.context("connection lost")?;
         if !args.json {
-            println!("pong from {}: seq={seq} time={:.3} ms", args.peer.addr, ms(rtt));
+            println!(
+                "pong from {}: seq={seq} time={:.3} ms",
+                args.peer.addr,
+                ms(rtt)
+            );
         }
         rtts.push(rtt);
     }
     conn.go_away(skywire_wire::Reason::Normal, "done");
     rtts.sort();
     let avg = rtts.iter().sum::<Duration>() / rtts.len().max(1) as u32;
-    let (min, max) = (rtts.first().copied().unwrap_or_default(), rtts.last().copied().unwrap_or_default());
+    let (min, max) = (
+        rtts.first().copied().unwrap_or_default(),
+        rtts.last().copied().unwrap_or_default(),
+    );
     if args.json {
-        println!("{}", json!({"peer": args.peer.addr.to_string(), "count": rtts.len(), "min_ms": ms(min), "avg_ms": ms(avg), "max_ms": ms(max)}));
+        println!(
+            "{}",
+            json!({"peer": args.peer.addr.to_string(), "count": rtts.len(), "min_ms": ms(min), "avg_ms": ms(avg), "max_ms": ms(max)})
+        );
     } else {
-        println!("{} pings: min/avg/max = {:.3}/{:.3}/{:.3} ms", rtts.len(), ms(min), ms(avg), ms(max));
+        println!(
+            "{} pings: min/avg/max = {:.3}/{:.3}/{:.3} ms",
+            rtts.len(),
+            ms(min),
+            ms(avg),
+            ms(max)
+        );
     }
     Ok(())
 }
 
 /// Prints a progress line each second while `phase` runs.
-fn progress(label: &'static str, counter: Arc<AtomicU64>, unit: fn(u64, f64) -> String) -> tokio::task::JoinHandle<()> {
+fn progress(
+    label: &'static str,
+    counter: Arc<AtomicU64>,
+    unit: fn(u64, f64) -> String,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let start = Instant::now();
         let mut last = 0;
@@ -113,7 +138,11 @@ fn progress(label: &'static str, counter: Arc<AtomicU64>, unit: fn(u64, f64) -> 
         loop {
             tick.tick().await;
             let now = counter.load(Ordering::Relaxed);
-            eprint!("\r{label} {:>3.0}s  {}   ", start.elapsed().as_secs_f64(), unit(now - last, 1.0));
+            eprint!(
+                "\r{label} {:>3.0}s  {}   ",
+                start.elapsed().as_secs_f64(),
+                unit(now - last, 1.0)
+            );
             let _ = std::io::stderr().flush();
             last = now;
         }
@@ -139,7 +168,10 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.channels.max(1) {
-        let channel = conn.open(skywire_wire::echo::SERVICE, 0).await.context("cannot open echo/1")?;
+        let channel = conn
+            .open(skywire_wire::echo::SERVICE, 0)
+            .await
+            .context("cannot open echo/1")?;
         let (mut tx, mut rx) = channel.split();
         let payload = payload.clone();
         let sender = tokio::spawn(async move {
@@ -169,7 +201,10 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     // Phase 2: request/response latency.
     let round_trips = Arc::new(AtomicU64::new(0));
     let ticker = progress("latency   ", round_trips.clone(), per_sec);
-    let mut channel = conn.open(skywire_wire::echo::SERVICE, 7).await.context("cannot open echo/1")?;
+    let mut channel = conn
+        .open(skywire_wire::echo::SERVICE, 7)
+        .await
+        .context("cannot open echo/1")?;
     let request = Bytes::from(vec![0x17; args.latency_size]);
     let mut samples = Vec::new();
     let start = Instant::now();
@@ -205,8 +240,18 @@ pub(crate) async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             })
         );
     } else {
-        println!("throughput: {} echoed in {bulk_secs:.1} s = {} ({} MiB/s each way)", bulk_bytes, gbits(bulk_bytes, bulk_secs), (throughput / (1 << 20) as f64).round());
-        println!("latency:    {rate:.0} round trips/s of {} B; p50 {:.3} ms, p99 {:.3} ms", args.latency_size, ms(p50), ms(p99));
+        println!(
+            "throughput: {} echoed in {bulk_secs:.1} s = {} ({} MiB/s each way)",
+            bulk_bytes,
+            gbits(bulk_bytes, bulk_secs),
+            (throughput / (1 << 20) as f64).round()
+        );
+        println!(
+            "latency:    {rate:.0} round trips/s of {} B; p50 {:.3} ms, p99 {:.3} ms",
+            args.latency_size,
+            ms(p50),
+            ms(p99)
+        );
     }
     Ok(())
 }

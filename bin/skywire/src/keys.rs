@@ -37,7 +37,8 @@ pub(crate) enum KeysCommand {
 pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
         KeysCommand::Derive { seed, count } => {
-            let (_, keys) = derive_keypairs(seed.as_bytes(), count).context("cannot derive keys")?;
+            let (_, keys) =
+                derive_keypairs(seed.as_bytes(), count).context("cannot derive keys")?;
             let mut out = std::io::stdout().lock();
             for key in keys {
                 let line = json!({
@@ -52,23 +53,34 @@ pub(crate) fn run(cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Show { data_dir } => {
             let path = data_dir.join(KEY_FILE);
             let key = read_key(&path)?;
-            println!("{}", json!({"public": key.public_key().to_string(), "address": key.address().to_string()}));
+            println!(
+                "{}",
+                json!({"public": key.public_key().to_string(), "address": key.address().to_string()})
+            );
             Ok(())
         }
     }
 }
 
 fn read_key(path: &Path) -> anyhow::Result<Keypair> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Keypair::from_secret_hex(&text).with_context(|| format!("{} does not hold a valid key", path.display()))
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Keypair::from_secret_hex(&text)
+        .with_context(|| format!("{} does not hold a valid key", path.display()))
 }
 
 /// Loads `DIR/node.key`, creating the directory and a fresh key (mode 0600)
 /// if missing. Refuses a key file that others may read.
 pub(crate) fn load_or_create(data_dir: &Path) -> anyhow::Result<Keypair> {
-    fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let path = data_dir.join(KEY_FILE);
-    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
         Ok(mut file) => {
             let key = Keypair::generate();
             file.write_all(format!("{}\n", key.secret_hex().as_str()).as_bytes())
@@ -80,7 +92,11 @@ pub(crate) fn load_or_create(data_dir: &Path) -> anyhow::Result<Keypair> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let mode = fs::metadata(&path)?.permissions().mode();
             if mode & 0o077 != 0 {
-                bail!("{} is readable by others (mode {:o}); run chmod 600 on it", path.display(), mode & 0o777);
+                bail!(
+                    "{} is readable by others (mode {:o}); run chmod 600 on it",
+                    path.display(),
+                    mode & 0o777
+                );
             }
             read_key(&path)
         }

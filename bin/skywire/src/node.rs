@@ -35,17 +35,23 @@ pub(crate) struct NodeArgs {
 
 pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let key = crate::keys::load_or_create(&args.data_dir)?;
-    let secret_key = secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).context("invalid node key")?;
+    let secret_key =
+        secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).context("invalid node key")?;
     let config = NodeConfig {
         connection: ConnectionConfig {
             secret_key,
-            hello: LocalHello { user_agent: format!("skywire/{}", env!("CARGO_PKG_VERSION")), ..LocalHello::default() },
+            hello: LocalHello {
+                user_agent: format!("skywire/{}", env!("CARGO_PKG_VERSION")),
+                ..LocalHello::default()
+            },
             limits: Limits::default(),
         },
         listen: args.listen,
         max_connections: args.max_connections,
     };
-    let node = Node::bind(config, []).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let node = Node::bind(config, [])
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let handle = node.handle();
     tracing::info!(
         node_id = %key.public_key(),

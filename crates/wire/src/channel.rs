@@ -75,7 +75,11 @@ impl RateCap {
     }
 
     pub(crate) fn new(bytes_per_sec: u64, now: Instant) -> Self {
-        Self { bytes_per_sec, tokens: Self::capacity(bytes_per_sec), refilled: now }
+        Self {
+            bytes_per_sec,
+            tokens: Self::capacity(bytes_per_sec),
+            refilled: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
@@ -173,7 +177,10 @@ impl Channel {
 
     /// Reset or rejected: nothing more flows either way.
     pub(crate) fn is_dead(&self) -> bool {
-        matches!(self.state, ChannelState::Reset { .. } | ChannelState::Rejected { .. })
+        matches!(
+            self.state,
+            ChannelState::Reset { .. } | ChannelState::Rejected { .. }
+        )
     }
 
     /// Both sides have sent Close{NORMAL}.

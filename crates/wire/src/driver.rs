@@ -31,7 +31,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Notify, oneshot};
 
 use crate::channel::{ChannelKey, ChannelState};
-use crate::limits::{HANDSHAKE_TIMEOUT, Limits};
+use crate::limits::Limits;
 use crate::noise::{
     self, ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN, Decryptor, Encryptor, HandshakeError,
     InitiatorHandshake, LENGTH_HEADER_LEN, ResponderHandshake, TAG_LEN, TransportError,
@@ -54,9 +54,6 @@ const WRITE_BATCH: usize = 128 << 10;
 /// Buffers above this are freed when the connection goes idle, so idle
 /// connections stay small.
 const IDLE_BUFFER_CAPACITY: usize = 16 << 10;
-
-/// How long a connecting side waits for the peer's Hello after the handshake.
-const ESTABLISH_TIMEOUT: Duration = crate::limits::HELLO_TIMEOUT;
 
 /// Why connecting or accepting failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,9 +121,10 @@ pub async fn connect(
         stream.write_all(&act_three).await?;
         Ok::<_, ConnectError>(transport)
     };
-    let transport = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+    let limit = config.limits.handshake_timeout;
+    let transport = tokio::time::timeout(limit, handshake)
         .await
-        .map_err(|_| ConnectError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+        .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
     start(stream, Role::Dialer, *remote, transport, config).await
 }
 
@@ -136,16 +134,20 @@ pub async fn dial(
     remote: &PublicKey,
     config: &ConnectionConfig,
 ) -> Result<Connection, ConnectError> {
-    let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
+    let limit = config.limits.handshake_timeout;
+    let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
-        .map_err(|_| ConnectError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+        .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
     stream.set_nodelay(true)?;
     connect(stream, remote, config).await
 }
 
 /// Performs the responder side of the handshake on an accepted `stream` and
 /// starts the session; returns once the peer's Hello arrived.
-pub async fn accept(stream: TcpStream, config: &ConnectionConfig) -> Result<Connection, ConnectError> {
+pub async fn accept(
+    stream: TcpStream,
+    config: &ConnectionConfig,
+) -> Result<Connection, ConnectError> {
     let mut stream = stream;
     stream.set_nodelay(true)?;
     let handshake = async {
@@ -159,9 +161,10 @@ pub async fn accept(stream: TcpStream, config: &ConnectionConfig) -> Result<Conn
         stream.read_exact(&mut act_three).await?;
         Ok::<_, ConnectError>(state.read_act_three(&act_three)?)
     };
-    let (remote, transport) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+    let limit = config.limits.handshake_timeout;
+    let (remote, transport) = tokio::time::timeout(limit, handshake)
         .await
-        .map_err(|_| ConnectError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+        .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
     start(stream, Role::Listener, remote, transport, config).await
 }
 
@@ -185,6 +188,7 @@ async fn start(
     );
     let peer_addr = stream.peer_addr()?;
     let idle_timeout = config.limits.idle_timeout;
+    let hello_timeout = config.limits.hello_timeout;
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
             session,
@@ -208,7 +212,12 @@ async fn start(
     tokio::spawn(read_loop(shared.clone(), rd, decryptor));
     tokio::spawn(write_loop(shared.clone(), wr, encryptor, idle_timeout));
     let connection = Connection { shared };
-    match tokio::time::timeout(ESTABLISH_TIMEOUT + Duration::from_secs(1), connection.established()).await {
+    match tokio::time::timeout(
+        hello_timeout + Duration::from_secs(1),
+        connection.established(),
+    )
+    .await
+    {
         Ok(Ok(())) => Ok(connection),
         Ok(Err(reason)) => Err(ConnectError::Closed(reason)),
         Err(_) => Err(ConnectError::Closed(CloseReason {
@@ -223,6 +232,19 @@ async fn start(
 struct Wakers {
     recv: Option<Waker>,
     send: Option<Waker>,
+}
+
+impl Wakers {
+    fn wake(&mut self) {
+        wake(&mut self.recv);
+        wake(&mut self.send);
+    }
+}
+
+fn wake(waker: &mut Option<Waker>) {
+    if let Some(w) = waker.take() {
+        w.wake();
+    }
 }
 
 /// A channel the peer opened, waiting for `accept` or `reject`.
@@ -251,7 +273,11 @@ impl IncomingChannel {
         inner.session.accept(self.key)?;
         drop(inner);
         self.conn.shared.writer.notify_one();
-        Ok(Channel::new(self.conn.clone(), self.key, self.service.clone()))
+        Ok(Channel::new(
+            self.conn.clone(),
+            self.key,
+            self.service.clone(),
+        ))
     }
 
     /// Rejects the channel with `reason`.
@@ -284,16 +310,17 @@ impl Inner {
                     self.established = Some(*hello);
                     self.established_waiters.drain(..).for_each(Waker::wake);
                 }
-                Event::IncomingChannel { key, service, priority } => {
+                Event::IncomingChannel {
+                    key,
+                    service,
+                    priority,
+                } => {
                     self.incoming.push_back((key, service, priority));
-                    if let Some(w) = self.incoming_waker.take() {
-                        w.wake();
-                    }
+                    wake(&mut self.incoming_waker);
                 }
                 Event::Channel(key) => {
                     if let Some(w) = self.wakers.get_mut(&key) {
-                        w.recv.take().map(Waker::wake);
-                        w.send.take().map(Waker::wake);
+                        w.wake();
                     }
                 }
                 Event::Pong { nonce, rtt } => {
@@ -307,12 +334,20 @@ impl Inner {
                     }
                 }
                 Event::GoAway { reason, message } => {
-                    self.set_closed(CloseReason { reason, by_peer: true, message });
+                    self.set_closed(CloseReason {
+                        reason,
+                        by_peer: true,
+                        message,
+                    });
                 }
             }
         }
         if let Some(reason) = self.session.close_reason() {
-            self.set_closed(CloseReason { reason, by_peer: false, message: String::new() });
+            self.set_closed(CloseReason {
+                reason,
+                by_peer: false,
+                message: String::new(),
+            });
         }
     }
 
@@ -325,11 +360,8 @@ impl Inner {
         self.closed = Some(reason);
         self.closed_waiters.drain(..).for_each(Waker::wake);
         self.established_waiters.drain(..).for_each(Waker::wake);
-        self.incoming_waker.take().map(Waker::wake);
-        for w in self.wakers.values_mut() {
-            w.recv.take().map(Waker::wake);
-            w.send.take().map(Waker::wake);
-        }
+        wake(&mut self.incoming_waker);
+        self.wakers.values_mut().for_each(Wakers::wake);
         self.pongs.clear();
     }
 }
@@ -348,7 +380,9 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock is a bug; the state is still usable.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -382,7 +416,11 @@ async fn read_loop(shared: Arc<Shared>, mut rd: OwnedReadHalf, mut dec: Decrypto
         }
     };
     let mut inner = shared.lock();
-    inner.set_closed(CloseReason { reason: Reason::Unspecified, by_peer: true, message: end.to_string() });
+    inner.set_closed(CloseReason {
+        reason: Reason::Unspecified,
+        by_peer: true,
+        message: end.to_string(),
+    });
     drop(inner);
     shared.writer.notify_one();
 }
@@ -408,7 +446,12 @@ async fn read_message(rd: &mut OwnedReadHalf, dec: &mut Decryptor) -> Result<Byt
 }
 
 /// Takes frames and timers from the session and writes to the socket.
-async fn write_loop(shared: Arc<Shared>, mut wr: OwnedWriteHalf, mut enc: Encryptor, stall: Duration) {
+async fn write_loop(
+    shared: Arc<Shared>,
+    mut wr: OwnedWriteHalf,
+    mut enc: Encryptor,
+    stall: Duration,
+) {
     let mut plain: Vec<u8> = Vec::new();
     let mut bounds: Vec<usize> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
@@ -417,10 +460,10 @@ async fn write_loop(shared: Arc<Shared>, mut wr: OwnedWriteHalf, mut enc: Encryp
         let (closing, deadline) = {
             let mut inner = shared.lock();
             let now = Instant::now();
-            if inner.session.poll_timeout().is_some_and(|at| at <= now) {
-                if let Err(violation) = inner.session.handle_timeout(now) {
-                    tracing::debug!(%violation, peer = %shared.peer_addr, "connection timed out");
-                }
+            if inner.session.poll_timeout().is_some_and(|at| at <= now)
+                && let Err(violation) = inner.session.handle_timeout(now)
+            {
+                tracing::debug!(%violation, peer = %shared.peer_addr, "connection timed out");
             }
             plain.clear();
             bounds.clear();
@@ -428,8 +471,14 @@ async fn write_loop(shared: Arc<Shared>, mut wr: OwnedWriteHalf, mut enc: Encryp
                 bounds.push(plain.len());
             }
             inner.process_events();
-            let socket_lost = inner.closed.as_ref().is_some_and(|c| c.by_peer && c.reason == Reason::Unspecified);
-            (inner.session.is_closed() || socket_lost, inner.session.poll_timeout())
+            let socket_lost = inner
+                .closed
+                .as_ref()
+                .is_some_and(|c| c.by_peer && c.reason == Reason::Unspecified);
+            (
+                inner.session.is_closed() || socket_lost,
+                inner.session.poll_timeout(),
+            )
         };
         shared.reader.notify_one();
         if !bounds.is_empty() {
@@ -473,7 +522,11 @@ async fn write_loop(shared: Arc<Shared>, mut wr: OwnedWriteHalf, mut enc: Encryp
 }
 
 fn close_socket_lost(shared: &Shared, message: String) {
-    shared.lock().set_closed(CloseReason { reason: Reason::Unspecified, by_peer: true, message });
+    shared.lock().set_closed(CloseReason {
+        reason: Reason::Unspecified,
+        by_peer: true,
+        message,
+    });
 }
 
 /// A live SWP/1 connection. Cheap to clone; the connection lives while its
@@ -582,10 +635,16 @@ impl Connection {
                 }
                 Some(ChannelState::Open | ChannelState::Incoming) => Poll::Ready(Ok(())),
                 Some(ChannelState::Rejected { reason, message }) => {
-                    Poll::Ready(Err(OpenChannelError::Rejected { reason: *reason, message: message.clone() }))
+                    Poll::Ready(Err(OpenChannelError::Rejected {
+                        reason: *reason,
+                        message: message.clone(),
+                    }))
                 }
                 Some(ChannelState::Reset { reason, message }) => {
-                    Poll::Ready(Err(OpenChannelError::Rejected { reason: *reason, message: message.clone() }))
+                    Poll::Ready(Err(OpenChannelError::Rejected {
+                        reason: *reason,
+                        message: message.clone(),
+                    }))
                 }
                 None => Poll::Ready(Err(OpenChannelError::Channel(ChannelError::UnknownChannel))),
             }
@@ -601,7 +660,12 @@ impl Connection {
             let mut inner = self.shared.lock();
             if let Some((key, service, priority)) = inner.incoming.pop_front() {
                 inner.wakers.insert(key, Wakers::default());
-                return Poll::Ready(Some(IncomingChannel { conn: self.clone(), key, service, priority }));
+                return Poll::Ready(Some(IncomingChannel {
+                    conn: self.clone(),
+                    key,
+                    service,
+                    priority,
+                }));
             }
             if inner.closed.is_some() {
                 return Poll::Ready(None);
@@ -644,7 +708,10 @@ impl Connection {
 
     /// Starts a graceful shutdown: queued data is sent, then GoAway.
     pub fn go_away(&self, reason: Reason, message: &str) {
-        self.shared.lock().session.go_away(Instant::now(), reason, message);
+        self.shared
+            .lock()
+            .session
+            .go_away(Instant::now(), reason, message);
         self.shared.writer.notify_one();
     }
 }
@@ -712,7 +779,12 @@ pub struct ChannelReceiver {
 impl Channel {
     fn new(conn: Connection, key: ChannelKey, service: String) -> Self {
         let inner = Arc::new(ChannelRef { conn, key, service });
-        Self { send: ChannelSender { inner: inner.clone() }, recv: ChannelReceiver { inner } }
+        Self {
+            send: ChannelSender {
+                inner: inner.clone(),
+            },
+            recv: ChannelReceiver { inner },
+        }
     }
 
     /// The service this channel carries.
@@ -743,15 +815,30 @@ impl Channel {
     /// Resets the channel: both directions end now.
     pub fn reset(&mut self, reason: Reason, message: &str) -> Result<(), ChannelError> {
         let inner = &self.send.inner;
-        let result = inner.conn.shared.lock().session.reset(inner.key, reason, message);
+        let result = inner
+            .conn
+            .shared
+            .lock()
+            .session
+            .reset(inner.key, reason, message);
         inner.conn.shared.writer.notify_one();
         result
     }
 
     /// Asks the peer to send at `priority`, capped at `max_bytes_per_sec`.
-    pub fn request_qos(&mut self, priority: u8, max_bytes_per_sec: u64) -> Result<(), ChannelError> {
+    pub fn request_qos(
+        &mut self,
+        priority: u8,
+        max_bytes_per_sec: u64,
+    ) -> Result<(), ChannelError> {
         let inner = &self.send.inner;
-        let result = inner.conn.shared.lock().session.request_qos(inner.key, priority, max_bytes_per_sec);
+        let result =
+            inner
+                .conn
+                .shared
+                .lock()
+                .session
+                .request_qos(inner.key, priority, max_bytes_per_sec);
         inner.conn.shared.writer.notify_one();
         result
     }
@@ -773,7 +860,9 @@ impl ChannelSender {
             if let Some(reason) = closed_error(&inner) {
                 return Poll::Ready(Err(reason));
             }
-            let Some(m) = message.take() else { return Poll::Ready(Ok(())) };
+            let Some(m) = message.take() else {
+                return Poll::Ready(Ok(()));
+            };
             match inner.session.send(key, m) {
                 Ok(SendOutcome::Queued) => Poll::Ready(Ok(())),
                 Ok(SendOutcome::Full(m)) => {
@@ -824,5 +913,8 @@ impl ChannelReceiver {
 }
 
 fn closed_error(inner: &Inner) -> Option<ChannelError> {
-    inner.closed.as_ref().map(|c| ChannelError::ConnectionClosed { reason: c.reason })
+    inner
+        .closed
+        .as_ref()
+        .map(|c| ChannelError::ConnectionClosed { reason: c.reason })
 }

@@ -61,7 +61,11 @@ impl<'a> Frame<'a> {
         if flags & RESERVED_FLAGS != 0 {
             return Err(FrameError::ReservedFlags { flags });
         }
-        Ok(Self { channel: u16::from_be_bytes([hi, lo]), more: flags & FLAG_MORE != 0, body })
+        Ok(Self {
+            channel: u16::from_be_bytes([hi, lo]),
+            more: flags & FLAG_MORE != 0,
+            body,
+        })
     }
 }
 
@@ -81,14 +85,24 @@ mod tests {
         assert_eq!(Frame::decode(&[0, 1]), Err(FrameError::TooShort { len: 2 }));
         for bit in 1..8 {
             let flags = 1u8 << bit;
-            assert_eq!(Frame::decode(&[0, 1, flags]), Err(FrameError::ReservedFlags { flags }));
+            assert_eq!(
+                Frame::decode(&[0, 1, flags]),
+                Err(FrameError::ReservedFlags { flags })
+            );
         }
     }
 
     #[test]
     fn empty_body_is_a_frame() {
         let frame = Frame::decode(&[0xab, 0xcd, 0]).expect("valid frame");
-        assert_eq!(frame, Frame { channel: 0xabcd, more: false, body: &[] });
+        assert_eq!(
+            frame,
+            Frame {
+                channel: 0xabcd,
+                more: false,
+                body: &[]
+            }
+        );
     }
 
     proptest! {

@@ -27,7 +27,9 @@ pub mod node;
 pub mod session;
 
 pub use channel::{ChannelKey, ChannelState};
-pub use driver::{Channel, CloseReason, ConnectError, Connection, ConnectionConfig, IncomingChannel};
+pub use driver::{
+    Channel, CloseReason, ConnectError, Connection, ConnectionConfig, IncomingChannel,
+};
 pub use node::{Node, NodeConfig, NodeError, NodeHandle, Service};
 pub use session::{Event, Role, Session, SessionConfig};
 pub use skywire_proto::wire::v1 as pb;

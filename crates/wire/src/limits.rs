@@ -109,6 +109,8 @@ pub struct Limits {
     pub channel_send_buffer: usize,
     /// Bytes one connection may queue for sending.
     pub connection_send_buffer: usize,
+    /// Time allowed for the whole BOLT 8 handshake.
+    pub handshake_timeout: Duration,
     /// Time allowed for the peer's Hello.
     pub hello_timeout: Duration,
     /// Idle time after which we send a Ping.
@@ -129,6 +131,7 @@ impl Default for Limits {
             control_frames_per_sec: DEFAULT_CONTROL_FRAMES_PER_SEC,
             channel_send_buffer: DEFAULT_CHANNEL_SEND_BUFFER,
             connection_send_buffer: DEFAULT_CONNECTION_SEND_BUFFER,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
             hello_timeout: HELLO_TIMEOUT,
             keepalive_interval: KEEPALIVE_INTERVAL,
             idle_timeout: IDLE_TIMEOUT,

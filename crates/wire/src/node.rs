@@ -73,7 +73,9 @@ struct NodeShared {
 
 impl NodeShared {
     fn peers(&self) -> MutexGuard<'_, HashMap<[u8; 33], Connection>> {
-        self.peers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.peers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -103,8 +105,13 @@ impl Node {
         let mut connection = config.connection;
         let mut names: Vec<_> = services.keys().cloned().collect();
         names.sort();
-        connection.hello.services =
-            names.into_iter().map(|name| ServiceAd { name, metadata: HashMap::new() }).collect();
+        connection.hello.services = names
+            .into_iter()
+            .map(|name| ServiceAd {
+                name,
+                metadata: HashMap::new(),
+            })
+            .collect();
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         if connection.hello.listen_addrs.is_empty() {
@@ -126,7 +133,10 @@ impl Node {
     pub fn handle(&self) -> NodeHandle {
         NodeHandle {
             shared: self.shared.clone(),
-            local_addr: self.listener.local_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+            local_addr: self
+                .listener
+                .local_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
         }
     }
 
@@ -134,7 +144,12 @@ impl Node {
     /// to every peer and waits for the connections to end.
     pub async fn run(self) {
         let Self { listener, shared } = self;
-        let node = NodeHandle { local_addr: listener.local_addr().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()), shared: shared.clone() };
+        let node = NodeHandle {
+            local_addr: listener
+                .local_addr()
+                .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+            shared: shared.clone(),
+        };
         loop {
             let permit = tokio::select! {
                 permit = shared.permits.clone().acquire_owned() => match permit {
@@ -158,14 +173,19 @@ impl Node {
             shared.tasks.spawn(async move {
                 match driver::accept(stream, &node.shared.config).await {
                     Ok(conn) => node.serve(conn, permit).await,
-                    Err(e) => tracing::debug!(peer = %addr, error = %e, "inbound connection failed"),
+                    Err(e) => {
+                        tracing::debug!(peer = %addr, error = %e, "inbound connection failed")
+                    }
                 }
             });
         }
         drop(listener);
         node.go_away_all();
         shared.tasks.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), shared.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), shared.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after the drain timeout");
         }
     }
@@ -184,16 +204,29 @@ impl NodeHandle {
 
     /// The live connection to `peer`, if any.
     pub fn connection(&self, peer: &PublicKey) -> Option<Connection> {
-        self.shared.peers().get(&peer.serialize()).filter(|c| c.close_reason().is_none()).cloned()
+        self.shared
+            .peers()
+            .get(&peer.serialize())
+            .filter(|c| c.close_reason().is_none())
+            .cloned()
     }
 
     /// Every live connection.
     pub fn connections(&self) -> Vec<Connection> {
-        self.shared.peers().values().filter(|c| c.close_reason().is_none()).cloned().collect()
+        self.shared
+            .peers()
+            .values()
+            .filter(|c| c.close_reason().is_none())
+            .cloned()
+            .collect()
     }
 
     /// Connects to `peer` at `addr`, or returns the live connection to it.
-    pub async fn connect(&self, addr: SocketAddr, peer: &PublicKey) -> Result<Connection, NodeError> {
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        peer: &PublicKey,
+    ) -> Result<Connection, NodeError> {
         if self.shared.shutdown.is_cancelled() {
             return Err(NodeError::ShuttingDown);
         }
@@ -211,7 +244,9 @@ impl NodeHandle {
         if kept.same(&conn) {
             let node = self.clone();
             let served = conn.clone();
-            self.shared.tasks.spawn(async move { node.serve(served, permit).await });
+            self.shared
+                .tasks
+                .spawn(async move { node.serve(served, permit).await });
         }
         Ok(kept)
     }
@@ -233,9 +268,18 @@ impl NodeHandle {
     fn register(&self, conn: Connection) -> Connection {
         let local = self.public_key().serialize();
         let remote = conn.remote_key().serialize();
-        let dialer = |c: &Connection| if c.role() == Role::Dialer { local } else { remote };
+        let dialer = |c: &Connection| {
+            if c.role() == Role::Dialer {
+                local
+            } else {
+                remote
+            }
+        };
         let mut peers = self.shared.peers();
-        let existing = peers.get(&remote).filter(|c| c.close_reason().is_none()).cloned();
+        let existing = peers
+            .get(&remote)
+            .filter(|c| c.close_reason().is_none())
+            .cloned();
         let kept = match existing {
             None => conn.clone(),
             Some(old) if old.same(&conn) => old,
@@ -243,7 +287,11 @@ impl NodeHandle {
                 // Keep the connection whose dialer has the smaller node id; if
                 // the same side dialed both, keep the older one. Both nodes
                 // decide alike, so they keep the same TCP connection.
-                let (keep, lose) = if dialer(&conn) < dialer(&old) { (conn.clone(), old) } else { (old, conn.clone()) };
+                let (keep, lose) = if dialer(&conn) < dialer(&old) {
+                    (conn.clone(), old)
+                } else {
+                    (old, conn.clone())
+                };
                 lose.go_away(Reason::DuplicateConnection, "already connected");
                 keep
             }
@@ -279,7 +327,10 @@ impl NodeHandle {
         }
         let reason = conn.closed().await;
         let mut peers = self.shared.peers();
-        if peers.get(&conn.remote_key().serialize()).is_some_and(|c| c.same(&conn)) {
+        if peers
+            .get(&conn.remote_key().serialize())
+            .is_some_and(|c| c.same(&conn))
+        {
             peers.remove(&conn.remote_key().serialize());
         }
         tracing::info!(peer = %conn.peer_addr(), %reason, "peer disconnected");

@@ -232,7 +232,11 @@ enum State {
     Established,
     /// We called `go_away`: no new channels; GoAway goes out when the queues
     /// are empty or at the deadline.
-    Draining { reason: Reason, message: String, deadline: Instant },
+    Draining {
+        reason: Reason,
+        message: String,
+        deadline: Instant,
+    },
     /// GoAway is queued (sent by us) or received: nothing more is read.
     Closing { reason: Reason },
 }
@@ -247,12 +251,17 @@ struct FrameBucket {
 
 impl FrameBucket {
     fn new(per_sec: u32, now: Instant) -> Self {
-        Self { per_sec, tokens: f64::from(per_sec), refilled: now }
+        Self {
+            per_sec,
+            tokens: f64::from(per_sec),
+            refilled: now,
+        }
     }
 
     fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * f64::from(self.per_sec)).min(f64::from(self.per_sec));
+        self.tokens =
+            (self.tokens + elapsed * f64::from(self.per_sec)).min(f64::from(self.per_sec));
         self.refilled = now;
     }
 
@@ -284,7 +293,9 @@ impl IdSet {
     }
 
     fn contains(&self, id: u16) -> bool {
-        self.0.get(&(id >> 6)).is_some_and(|word| word & (1 << (id & 63)) != 0)
+        self.0
+            .get(&(id >> 6))
+            .is_some_and(|word| word & (1 << (id & 63)) != 0)
     }
 }
 
@@ -450,7 +461,10 @@ impl Session {
             Err(e) => Err(violation(Reason::ProtocolError, e.to_string())),
             Ok(frame) if frame.channel == CONTROL_CHANNEL => {
                 if frame.more {
-                    Err(violation(Reason::ProtocolError, "MORE set on the control channel"))
+                    Err(violation(
+                        Reason::ProtocolError,
+                        "MORE set on the control channel",
+                    ))
                 } else {
                     self.handle_control(now, frame.body)
                 }
@@ -470,13 +484,18 @@ impl Session {
         if !self.inbound_control.try_take(now) {
             return Err(violation(
                 Reason::RateLimited,
-                format!("more than {} control frames per second", self.inbound_control.per_sec),
+                format!(
+                    "more than {} control frames per second",
+                    self.inbound_control.per_sec
+                ),
             ));
         }
         let control = pb::Control::decode(body)
             .map_err(|e| violation(Reason::ProtocolError, format!("bad control frame: {e}")))?;
         // An empty Control (or an unknown message) is ignored (section 9).
-        let Some(msg) = control.msg else { return Ok(()) };
+        let Some(msg) = control.msg else {
+            return Ok(());
+        };
         if self.state == State::AwaitingHello {
             return match msg {
                 Msg::Hello(hello) => self.handle_hello(now, hello),
@@ -507,7 +526,8 @@ impl Session {
                         ),
                     ));
                 }
-                self.control_out.push_back(Msg::Pong(pb::Pong { nonce: ping.nonce }));
+                self.control_out
+                    .push_back(Msg::Pong(pb::Pong { nonce: ping.nonce }));
                 Ok(())
             }
             Msg::Pong(pong) => {
@@ -519,7 +539,8 @@ impl Session {
                 if let Some(peer) = &mut self.peer {
                     peer.services = services.services.clone();
                 }
-                self.events.push_back(Event::PeerServices(services.services));
+                self.events
+                    .push_back(Event::PeerServices(services.services));
                 Ok(())
             }
             Msg::GoAway(go_away) => {
@@ -533,7 +554,10 @@ impl Session {
         if hello.protocol_version != PROTOCOL_VERSION {
             return Err(violation(
                 Reason::IncompatibleVersion,
-                format!("protocol version {} (we speak {PROTOCOL_VERSION})", hello.protocol_version),
+                format!(
+                    "protocol version {} (we speak {PROTOCOL_VERSION})",
+                    hello.protocol_version
+                ),
             ));
         }
         if let Some(bit) = hello
@@ -574,7 +598,10 @@ impl Session {
 
     fn handle_go_away(&mut self, go_away: pb::GoAway) {
         let reason = Reason::try_from(go_away.reason).unwrap_or(Reason::Unspecified);
-        self.events.push_back(Event::GoAway { reason, message: go_away.message });
+        self.events.push_back(Event::GoAway {
+            reason,
+            message: go_away.message,
+        });
         self.control_out.clear();
         self.state = State::Closing { reason };
         self.notify_all_channels();
@@ -589,22 +616,34 @@ impl Session {
             ));
         }
         if self.by_id.contains_key(&id) {
-            return Err(violation(Reason::ProtocolError, format!("channel {id} is already open")));
+            return Err(violation(
+                Reason::ProtocolError,
+                format!("channel {id} is already open"),
+            ));
         }
         self.used_ids.insert(id);
         let reject = |reason: Reason, message: &str| {
-            Msg::Reject(pb::Reject { channel: id.into(), reason: reason.into(), message: message.into() })
+            Msg::Reject(pb::Reject {
+                channel: id.into(),
+                reason: reason.into(),
+                message: message.into(),
+            })
         };
         if !matches!(self.state, State::Established) {
-            self.control_out.push_back(reject(Reason::Refused, "going away"));
+            self.control_out
+                .push_back(reject(Reason::Refused, "going away"));
             return Ok(());
         }
         if self.remote_open >= self.config.limits.max_channels {
-            self.control_out.push_back(reject(Reason::TooManyChannels, "channel limit reached"));
+            self.control_out
+                .push_back(reject(Reason::TooManyChannels, "channel limit reached"));
             return Ok(());
         }
         let priority = clamp_priority(open.priority);
-        let peer_window = self.peer.as_ref().map_or(DEFAULT_INITIAL_WINDOW, |p| p.initial_window);
+        let peer_window = self
+            .peer
+            .as_ref()
+            .map_or(DEFAULT_INITIAL_WINDOW, |p| p.initial_window);
         let key = self.insert_channel(Channel::new(
             id,
             open.service.clone(),
@@ -614,7 +653,11 @@ impl Session {
             self.config.limits.initial_window,
         ));
         self.remote_open += 1;
-        self.events.push_back(Event::IncomingChannel { key, service: open.service, priority });
+        self.events.push_back(Event::IncomingChannel {
+            key,
+            service: open.service,
+            priority,
+        });
         Ok(())
     }
 
@@ -625,8 +668,12 @@ impl Session {
         answer: Option<(Reason, String)>,
     ) -> Result<(), ProtocolViolation> {
         let id = channel_id(channel)?;
-        let Some(key) = self.lookup(id)? else { return Ok(()) };
-        let Some(ch) = self.channels.get_mut(&key) else { return Ok(()) };
+        let Some(key) = self.lookup(id)? else {
+            return Ok(());
+        };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return Ok(());
+        };
         if ch.state != ChannelState::Opening {
             return Err(violation(
                 Reason::ProtocolError,
@@ -646,17 +693,27 @@ impl Session {
 
     fn handle_close(&mut self, close: pb::Close) -> Result<(), ProtocolViolation> {
         let id = channel_id(close.channel)?;
-        let Some(key) = self.lookup(id)? else { return Ok(()) };
+        let Some(key) = self.lookup(id)? else {
+            return Ok(());
+        };
         let reason = Reason::try_from(close.reason).unwrap_or(Reason::Unspecified);
-        let Some(ch) = self.channels.get_mut(&key) else { return Ok(()) };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return Ok(());
+        };
         if reason != Reason::Normal {
-            ch.state = ChannelState::Reset { reason, message: close.message };
+            ch.state = ChannelState::Reset {
+                reason,
+                message: close.message,
+            };
             self.detach(key);
             self.events.push_back(Event::Channel(key));
             return Ok(());
         }
         if ch.recv_fin {
-            return Err(violation(Reason::ProtocolError, format!("channel {id} closed twice")));
+            return Err(violation(
+                Reason::ProtocolError,
+                format!("channel {id} closed twice"),
+            ));
         }
         if !ch.incomplete.is_empty() {
             return Err(violation(
@@ -674,8 +731,12 @@ impl Session {
 
     fn handle_window(&mut self, window: pb::Window) -> Result<(), ProtocolViolation> {
         let id = channel_id(window.channel)?;
-        let Some(key) = self.lookup(id)? else { return Ok(()) };
-        let Some(ch) = self.channels.get_mut(&key) else { return Ok(()) };
+        let Some(key) = self.lookup(id)? else {
+            return Ok(());
+        };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return Ok(());
+        };
         let credit = ch.send_credit + u64::from(window.increment);
         if credit > MAX_CREDIT {
             return Err(violation(
@@ -692,8 +753,12 @@ impl Session {
     }
 
     fn handle_pong(&mut self, now: Instant, nonce: u64) {
-        let Some(at) = self.pings.iter().position(|&(n, _)| n == nonce) else { return };
-        let Some((_, sent)) = self.pings.remove(at) else { return };
+        let Some(at) = self.pings.iter().position(|&(n, _)| n == nonce) else {
+            return;
+        };
+        let Some((_, sent)) = self.pings.remove(at) else {
+            return;
+        };
         let rtt = now.saturating_duration_since(sent);
         self.srtt = Some(match self.srtt {
             None => rtt,
@@ -705,7 +770,9 @@ impl Session {
 
     fn handle_qos(&mut self, now: Instant, qos: pb::Qos) -> Result<(), ProtocolViolation> {
         let id = channel_id(qos.channel)?;
-        let Some(key) = self.lookup(id)? else { return Ok(()) };
+        let Some(key) = self.lookup(id)? else {
+            return Ok(());
+        };
         if let Some(ch) = self.channels.get_mut(&key) {
             ch.priority = clamp_priority(qos.priority);
             ch.rate = (qos.max_bytes_per_sec > 0).then(|| RateCap::new(qos.max_bytes_per_sec, now));
@@ -723,10 +790,14 @@ impl Session {
         if self.state == State::AwaitingHello {
             return Err(violation(Reason::ProtocolError, "first frame is not Hello"));
         }
-        let Some(key) = self.lookup(id)? else { return Ok(()) };
+        let Some(key) = self.lookup(id)? else {
+            return Ok(());
+        };
         let max_message = self.config.limits.max_message_size as usize;
         let max_incomplete = self.config.limits.max_incomplete;
-        let Some(ch) = self.channels.get_mut(&key) else { return Ok(()) };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return Ok(());
+        };
         if ch.recv_fin {
             return Err(violation(
                 Reason::ProtocolError,
@@ -737,7 +808,10 @@ impl Session {
         if len as u64 > ch.recv_credit {
             return Err(violation(
                 Reason::FlowControl,
-                format!("{len} bytes on channel {id} with {} bytes of credit", ch.recv_credit),
+                format!(
+                    "{len} bytes on channel {id} with {} bytes of credit",
+                    ch.recv_credit
+                ),
             ));
         }
         let reassembled = ch.reassembled_len(len);
@@ -752,7 +826,9 @@ impl Session {
             return Ok(());
         }
         let (incomplete_delta, complete) = ch.receive(body, more);
-        self.incomplete_total = self.incomplete_total.saturating_add_signed(incomplete_delta);
+        self.incomplete_total = self
+            .incomplete_total
+            .saturating_add_signed(incomplete_delta);
         if complete {
             self.events.push_back(Event::Channel(key));
         }
@@ -767,7 +843,10 @@ impl Session {
         match self.by_id.get(&id) {
             Some(&key) => Ok(Some(key)),
             None if self.used_ids.contains(id) => Ok(None),
-            None => Err(violation(Reason::ProtocolError, format!("channel {id} was never opened"))),
+            None => Err(violation(
+                Reason::ProtocolError,
+                format!("channel {id} was never opened"),
+            )),
         }
     }
 
@@ -784,8 +863,10 @@ impl Session {
             }
             State::Established => {}
         }
-        let (max_channels, peer_window) =
-            self.peer.as_ref().map_or((0, 0), |p| (p.max_channels, p.initial_window));
+        let (max_channels, peer_window) = self
+            .peer
+            .as_ref()
+            .map_or((0, 0), |p| (p.max_channels, p.initial_window));
         if self.local_open >= max_channels {
             return Err(OpenError::TooManyChannels { max: max_channels });
         }
@@ -817,17 +898,30 @@ impl Session {
 
     /// Accepts a channel the peer opened.
     pub fn accept(&mut self, key: ChannelKey) -> Result<(), ChannelError> {
-        let ch = self.channels.get_mut(&key).ok_or(ChannelError::UnknownChannel)?;
+        let ch = self
+            .channels
+            .get_mut(&key)
+            .ok_or(ChannelError::UnknownChannel)?;
         if ch.state == ChannelState::Incoming {
             ch.state = ChannelState::Open;
-            self.control_out.push_back(Msg::Accept(pb::Accept { channel: ch.id.into() }));
+            self.control_out.push_back(Msg::Accept(pb::Accept {
+                channel: ch.id.into(),
+            }));
         }
         Ok(())
     }
 
     /// Rejects a channel the peer opened; data it sent is dropped.
-    pub fn reject(&mut self, key: ChannelKey, reason: Reason, message: &str) -> Result<(), ChannelError> {
-        let ch = self.channels.get_mut(&key).ok_or(ChannelError::UnknownChannel)?;
+    pub fn reject(
+        &mut self,
+        key: ChannelKey,
+        reason: Reason,
+        message: &str,
+    ) -> Result<(), ChannelError> {
+        let ch = self
+            .channels
+            .get_mut(&key)
+            .ok_or(ChannelError::UnknownChannel)?;
         if ch.state != ChannelState::Incoming {
             return Ok(());
         }
@@ -836,7 +930,10 @@ impl Session {
             reason: reason.into(),
             message: message.into(),
         }));
-        ch.state = ChannelState::Rejected { reason, message: message.into() };
+        ch.state = ChannelState::Rejected {
+            reason,
+            message: message.into(),
+        };
         self.detach(key);
         self.channels.remove(&key);
         Ok(())
@@ -847,16 +944,25 @@ impl Session {
         if let State::Draining { reason, .. } | State::Closing { reason } = self.state {
             return Err(ChannelError::ConnectionClosed { reason });
         }
-        let max = self.peer.as_ref().map_or(DEFAULT_MAX_MESSAGE_SIZE, |p| p.max_message_size);
+        let max = self
+            .peer
+            .as_ref()
+            .map_or(DEFAULT_MAX_MESSAGE_SIZE, |p| p.max_message_size);
         let channel_limit = self.config.limits.channel_send_buffer;
         let connection_full = self.send_total >= self.config.limits.connection_send_buffer;
-        let ch = self.channels.get_mut(&key).ok_or(ChannelError::UnknownChannel)?;
+        let ch = self
+            .channels
+            .get_mut(&key)
+            .ok_or(ChannelError::UnknownChannel)?;
         check_usable(ch)?;
         if ch.send_fin != SendFin::Open {
             return Err(ChannelError::Finished);
         }
         if message.len() > max as usize {
-            return Err(ChannelError::MessageTooLarge { size: message.len(), max });
+            return Err(ChannelError::MessageTooLarge {
+                size: message.len(),
+                max,
+            });
         }
         let room = ch.send_queue.is_empty()
             || (ch.send_queued + message.len() <= channel_limit && !connection_full);
@@ -937,7 +1043,10 @@ impl Session {
 
     /// Half-closes our direction: Close{NORMAL} goes out after the queued data.
     pub fn finish(&mut self, key: ChannelKey) -> Result<(), ChannelError> {
-        let ch = self.channels.get_mut(&key).ok_or(ChannelError::UnknownChannel)?;
+        let ch = self
+            .channels
+            .get_mut(&key)
+            .ok_or(ChannelError::UnknownChannel)?;
         check_usable(ch)?;
         if ch.send_fin == SendFin::Open {
             ch.send_fin = SendFin::Requested;
@@ -947,8 +1056,16 @@ impl Session {
     }
 
     /// Resets a channel: both directions end at once.
-    pub fn reset(&mut self, key: ChannelKey, reason: Reason, message: &str) -> Result<(), ChannelError> {
-        let ch = self.channels.get(&key).ok_or(ChannelError::UnknownChannel)?;
+    pub fn reset(
+        &mut self,
+        key: ChannelKey,
+        reason: Reason,
+        message: &str,
+    ) -> Result<(), ChannelError> {
+        let ch = self
+            .channels
+            .get(&key)
+            .ok_or(ChannelError::UnknownChannel)?;
         if !ch.is_dead() && !ch.detached {
             self.reset_channel(key, reason, message.into());
         }
@@ -959,7 +1076,9 @@ impl Session {
     /// still arriving is discarded (and credited) until the peer finishes, and
     /// the channel is forgotten once it is finished or dead.
     pub fn release(&mut self, key: ChannelKey) {
-        let Some(ch) = self.channels.get_mut(&key) else { return };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return;
+        };
         ch.released = true;
         if ch.state == ChannelState::Incoming {
             let _ = self.reject(key, Reason::Refused, "channel dropped");
@@ -977,14 +1096,23 @@ impl Session {
     /// Replaces the services we advertise (sends `Services`).
     pub fn set_services(&mut self, services: Vec<pb::ServiceAd>) {
         if self.is_established() {
-            self.control_out.push_back(Msg::Services(pb::Services { services }));
+            self.control_out
+                .push_back(Msg::Services(pb::Services { services }));
         }
     }
 
     /// Asks the peer to send on `key` at `priority`, at most
     /// `max_bytes_per_sec` (0 = no cap).
-    pub fn request_qos(&mut self, key: ChannelKey, priority: u8, max_bytes_per_sec: u64) -> Result<(), ChannelError> {
-        let ch = self.channels.get(&key).ok_or(ChannelError::UnknownChannel)?;
+    pub fn request_qos(
+        &mut self,
+        key: ChannelKey,
+        priority: u8,
+        max_bytes_per_sec: u64,
+    ) -> Result<(), ChannelError> {
+        let ch = self
+            .channels
+            .get(&key)
+            .ok_or(ChannelError::UnknownChannel)?;
         check_usable(ch)?;
         self.control_out.push_back(Msg::Qos(pb::Qos {
             channel: ch.id.into(),
@@ -1052,13 +1180,17 @@ impl Session {
 
     fn put_control(&mut self, out: &mut Vec<u8>, msg: Msg) {
         frame::put_header(out, CONTROL_CHANNEL, false);
-        pb::Control { msg: Some(msg) }.encode(out).unwrap_or_else(|_| unreachable!("Vec grows"));
+        pb::Control { msg: Some(msg) }
+            .encode(out)
+            .unwrap_or_else(|_| unreachable!("Vec grows"));
     }
 
     /// Sends one Window frame for a channel that owes enough credit, if the
     /// control budget allows.
     fn poll_grant(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        let growth_interval = self.srtt.map_or(WINDOW_GROWTH_INTERVAL, |rtt| (rtt * 2).max(WINDOW_GROWTH_INTERVAL));
+        let growth_interval = self.srtt.map_or(WINDOW_GROWTH_INTERVAL, |rtt| {
+            (rtt * 2).max(WINDOW_GROWTH_INTERVAL)
+        });
         let Some((&key, _)) = self.channels.iter().find(|(_, ch)| grant_due(ch)) else {
             return false;
         };
@@ -1066,11 +1198,15 @@ impl Session {
             return false;
         }
         let limits = &self.config.limits;
-        let Some(ch) = self.channels.get_mut(&key) else { return false };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return false;
+        };
         let mut increment = ch.pending_grant;
         // Grants coming faster than the growth interval mean the window, not
         // the reader, is the bottleneck: double it (within the budgets).
-        let fast = ch.last_grant.is_some_and(|at| now.saturating_duration_since(at) < growth_interval);
+        let fast = ch
+            .last_grant
+            .is_some_and(|at| now.saturating_duration_since(at) < growth_interval);
         if fast && ch.window < limits.max_window {
             let grown = (ch.window.saturating_mul(2)).min(limits.max_window);
             let extra = u64::from(grown - ch.window);
@@ -1086,7 +1222,13 @@ impl Session {
         let id = ch.id;
         // Credit never exceeds the window, which is at most 16 MiB.
         let increment = u32::try_from(increment).unwrap_or(u32::MAX);
-        self.put_control(out, Msg::Window(pb::Window { channel: id.into(), increment }));
+        self.put_control(
+            out,
+            Msg::Window(pb::Window {
+                channel: id.into(),
+                increment,
+            }),
+        );
         true
     }
 
@@ -1103,7 +1245,9 @@ impl Session {
             }
             ready += 1;
             lowest_priority = lowest_priority.min(ch.priority);
-            let better = best.is_none_or(|(_, p, seq)| (ch.priority, std::cmp::Reverse(ch.last_served)) > (p, std::cmp::Reverse(seq)));
+            let better = best.is_none_or(|(_, p, seq)| {
+                (ch.priority, std::cmp::Reverse(ch.last_served)) > (p, std::cmp::Reverse(seq))
+            });
             if better {
                 best = Some((key, ch.priority, ch.last_served));
             }
@@ -1125,9 +1269,15 @@ impl Session {
             }
             best_key
         };
-        let cut = if ready > 1 { SHARED_FRAME_CUT } else { MAX_FRAME_BODY };
+        let cut = if ready > 1 {
+            SHARED_FRAME_CUT
+        } else {
+            MAX_FRAME_BODY
+        };
         self.serve_seq += 1;
-        let Some(ch) = self.channels.get_mut(&key) else { return false };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return false;
+        };
         let len = ch.sendable(now).unwrap_or(0).min(cut);
         ch.last_served = self.serve_seq;
         let (body, more) = ch.take_frame(len);
@@ -1166,12 +1316,13 @@ impl Session {
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ProtocolViolation> {
         let timeout = match &self.state {
             State::Closing { .. } => return Ok(()),
-            State::AwaitingHello if now >= self.started + self.config.limits.hello_timeout => {
-                Some(format!("no Hello within {:?}", self.config.limits.hello_timeout))
-            }
-            _ if now >= self.last_recv + self.config.limits.idle_timeout => {
-                Some(format!("nothing received for {:?}", self.config.limits.idle_timeout))
-            }
+            State::AwaitingHello if now >= self.started + self.config.limits.hello_timeout => Some(
+                format!("no Hello within {:?}", self.config.limits.hello_timeout),
+            ),
+            _ if now >= self.last_recv + self.config.limits.idle_timeout => Some(format!(
+                "nothing received for {:?}",
+                self.config.limits.idle_timeout
+            )),
             _ => None,
         };
         if let Some(message) = timeout {
@@ -1201,7 +1352,9 @@ impl Session {
     /// The channel's wire id is free again (finished, reset or rejected);
     /// its state stays for the service until it releases the handle.
     fn detach(&mut self, key: ChannelKey) {
-        let Some(ch) = self.channels.get_mut(&key) else { return };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return;
+        };
         if ch.detached {
             return;
         }
@@ -1222,13 +1375,19 @@ impl Session {
     }
 
     fn forget_if_done(&mut self, key: ChannelKey) {
-        if self.channels.get(&key).is_some_and(|ch| ch.released && ch.detached) {
+        if self
+            .channels
+            .get(&key)
+            .is_some_and(|ch| ch.released && ch.detached)
+        {
             self.channels.remove(&key);
         }
     }
 
     fn reset_channel(&mut self, key: ChannelKey, reason: Reason, message: String) {
-        let Some(ch) = self.channels.get_mut(&key) else { return };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return;
+        };
         self.control_out.push_back(Msg::Close(pb::Close {
             channel: ch.id.into(),
             reason: reason.into(),
@@ -1241,7 +1400,9 @@ impl Session {
 
     /// Sends Close{NORMAL} once a finishing channel's queue is empty.
     fn flush_fin(&mut self, key: ChannelKey) {
-        let Some(ch) = self.channels.get_mut(&key) else { return };
+        let Some(ch) = self.channels.get_mut(&key) else {
+            return;
+        };
         if ch.send_fin != SendFin::Requested || !ch.send_queue.is_empty() {
             return;
         }
@@ -1277,7 +1438,14 @@ impl Session {
     }
 
     fn maybe_finish_draining(&mut self, now: Instant) {
-        let State::Draining { reason, message, deadline } = &self.state else { return };
+        let State::Draining {
+            reason,
+            message,
+            deadline,
+        } = &self.state
+        else {
+            return;
+        };
         if self.send_total == 0 || now >= *deadline {
             let (reason, message) = (*reason, message.clone());
             self.close_with(reason, message);
@@ -1290,7 +1458,10 @@ impl Session {
             return;
         }
         self.control_out.clear();
-        self.control_out.push_back(Msg::GoAway(pb::GoAway { reason: reason.into(), message }));
+        self.control_out.push_back(Msg::GoAway(pb::GoAway {
+            reason: reason.into(),
+            message,
+        }));
         self.state = State::Closing { reason };
         self.notify_all_channels();
     }
@@ -1302,13 +1473,18 @@ impl Session {
             self.pings.pop_front();
         }
         self.pings.push_back((nonce, now));
-        self.control_out.push_back(Msg::Ping(pb::Ping { nonce, padding: vec![0; padding].into() }));
+        self.control_out.push_back(Msg::Ping(pb::Ping {
+            nonce,
+            padding: vec![0; padding].into(),
+        }));
         nonce
     }
 
     /// Re-measures the RTT now and then while data flows, for window tuning.
     fn maybe_probe_rtt(&mut self, now: Instant) {
-        let stale = self.last_rtt_sample.is_none_or(|at| now.saturating_duration_since(at) >= RTT_PROBE_INTERVAL);
+        let stale = self
+            .last_rtt_sample
+            .is_none_or(|at| now.saturating_duration_since(at) >= RTT_PROBE_INTERVAL);
         if stale && self.pings.is_empty() && self.outbound_control.try_take(now) {
             self.queue_ping(now, 0);
         }
@@ -1325,24 +1501,32 @@ fn grant_due(ch: &Channel) -> bool {
 
 fn check_usable(ch: &Channel) -> Result<(), ChannelError> {
     match &ch.state {
-        ChannelState::Rejected { reason, message } => {
-            Err(ChannelError::Rejected { reason: *reason, message: message.clone() })
-        }
-        ChannelState::Reset { reason, message } => {
-            Err(ChannelError::Reset { reason: *reason, message: message.clone() })
-        }
+        ChannelState::Rejected { reason, message } => Err(ChannelError::Rejected {
+            reason: *reason,
+            message: message.clone(),
+        }),
+        ChannelState::Reset { reason, message } => Err(ChannelError::Reset {
+            reason: *reason,
+            message: message.clone(),
+        }),
         _ => Ok(()),
     }
 }
 
 fn violation(reason: Reason, message: impl Into<String>) -> ProtocolViolation {
-    ProtocolViolation { reason, message: message.into() }
+    ProtocolViolation {
+        reason,
+        message: message.into(),
+    }
 }
 
 fn channel_id(channel: u32) -> Result<u16, ProtocolViolation> {
     match u16::try_from(channel) {
         Ok(id) if id != CONTROL_CHANNEL => Ok(id),
-        _ => Err(violation(Reason::ProtocolError, format!("invalid channel id {channel}"))),
+        _ => Err(violation(
+            Reason::ProtocolError,
+            format!("invalid channel id {channel}"),
+        )),
     }
 }
 
@@ -1351,7 +1535,9 @@ fn or_default(value: u32, default: u32) -> u32 {
 }
 
 fn clamp_priority(priority: u32) -> u8 {
-    u8::try_from(priority).unwrap_or(MAX_PRIORITY).min(MAX_PRIORITY)
+    u8::try_from(priority)
+        .unwrap_or(MAX_PRIORITY)
+        .min(MAX_PRIORITY)
 }
 
 fn next_same_parity(id: u16) -> u16 {

@@ -19,12 +19,19 @@ const A_ID: [u8; 33] = [2; 33];
 const B_ID: [u8; 33] = [3; 33];
 
 fn config(role: Role, limits: Limits) -> SessionConfig {
-    let (local_id, remote_id) = if role == Role::Dialer { (A_ID, B_ID) } else { (B_ID, A_ID) };
+    let (local_id, remote_id) = if role == Role::Dialer {
+        (A_ID, B_ID)
+    } else {
+        (B_ID, A_ID)
+    };
     SessionConfig {
         role,
         local_id,
         remote_id,
-        hello: LocalHello { user_agent: "test".into(), ..LocalHello::default() },
+        hello: LocalHello {
+            user_agent: "test".into(),
+            ..LocalHello::default()
+        },
         limits,
         known_features: vec![],
     }
@@ -44,7 +51,9 @@ fn drain(s: &mut Session, now: Instant) -> Vec<Vec<u8>> {
 
 fn control_of(frame: &[u8]) -> Option<Msg> {
     let f = Frame::decode(frame).unwrap();
-    (f.channel == 0).then(|| pb::Control::decode(f.body).unwrap().msg).flatten()
+    (f.channel == 0)
+        .then(|| pb::Control::decode(f.body).unwrap().msg)
+        .flatten()
 }
 
 fn go_away_of(frames: &[Vec<u8>]) -> Option<Reason> {
@@ -69,7 +78,10 @@ fn data(channel: u16, more: bool, body: &[u8]) -> Bytes {
 }
 
 fn hello() -> Msg {
-    Msg::Hello(pb::Hello { protocol_version: 1, ..Default::default() })
+    Msg::Hello(pb::Hello {
+        protocol_version: 1,
+        ..Default::default()
+    })
 }
 
 fn events(s: &mut Session) -> Vec<Event> {
@@ -124,7 +136,9 @@ impl Pair {
         let kb = events(&mut self.b)
             .into_iter()
             .find_map(|e| match e {
-                Event::IncomingChannel { key, service: s, .. } if s == service => Some(key),
+                Event::IncomingChannel {
+                    key, service: s, ..
+                } if s == service => Some(key),
                 _ => None,
             })
             .expect("incoming channel");
@@ -166,26 +180,39 @@ fn violation_reason(frames: Vec<Bytes>) -> Option<Reason> {
 }
 
 fn open_msg(channel: u32) -> Bytes {
-    control(Msg::Open(pb::Open { channel, service: "echo/1".into(), priority: 0 }))
+    control(Msg::Open(pb::Open {
+        channel,
+        service: "echo/1".into(),
+        priority: 0,
+    }))
 }
 
 #[test]
 fn hello_exchange_establishes_and_measures_rtt() {
     let mut p = Pair::new();
     let ev = events(&mut p.a);
-    assert!(matches!(&ev[0], Event::Established(h) if h.user_agent == "test" && h.max_channels == 256));
+    assert!(
+        matches!(&ev[0], Event::Established(h) if h.user_agent == "test" && h.max_channels == 256)
+    );
     assert!(ev.iter().any(|e| matches!(e, Event::Pong { .. })));
     assert!(p.a.rtt().is_some());
     let nonce = p.b.ping(p.now, 1024);
     p.pump();
-    assert!(events(&mut p.b).iter().any(|e| matches!(e, Event::Pong { nonce: n, .. } if *n == nonce)));
+    assert!(
+        events(&mut p.b)
+            .iter()
+            .any(|e| matches!(e, Event::Pong { nonce: n, .. } if *n == nonce))
+    );
 }
 
 #[test]
 fn messages_flow_both_ways_whole_and_in_order() {
     let mut p = Pair::new();
     let (ka, kb) = p.open("echo/1", 3);
-    let big: Bytes = (0..3_000_000u32).map(|i| i as u8).collect::<Vec<_>>().into();
+    let big: Bytes = (0..3_000_000u32)
+        .map(|i| i as u8)
+        .collect::<Vec<_>>()
+        .into();
     let sent = [Bytes::from_static(b"one"), Bytes::new(), big];
     let mut got = Vec::new();
     for m in &sent {
@@ -212,21 +239,34 @@ fn half_close_finishes_and_frees_the_id() {
     p.a.send(ka, Bytes::from_static(b"last")).unwrap();
     p.a.finish(ka).unwrap();
     p.pump();
-    assert_eq!(p.b.recv(kb), Poll::Ready(Ok(Some(Bytes::from_static(b"last")))));
+    assert_eq!(
+        p.b.recv(kb),
+        Poll::Ready(Ok(Some(Bytes::from_static(b"last"))))
+    );
     assert_eq!(p.b.recv(kb), Poll::Ready(Ok(None)));
     // B may still send after A's half-close.
     p.b.send(kb, Bytes::from_static(b"reply")).unwrap();
     p.b.finish(kb).unwrap();
     p.pump();
-    assert_eq!(p.a.recv(ka), Poll::Ready(Ok(Some(Bytes::from_static(b"reply")))));
+    assert_eq!(
+        p.a.recv(ka),
+        Poll::Ready(Ok(Some(Bytes::from_static(b"reply"))))
+    );
     assert_eq!(p.a.recv(ka), Poll::Ready(Ok(None)));
-    assert_eq!(p.a.send(ka, Bytes::new()), Err(skywire_wire::session::ChannelError::Finished));
+    assert_eq!(
+        p.a.send(ka, Bytes::new()),
+        Err(skywire_wire::session::ChannelError::Finished)
+    );
     assert!(p.a.is_established() && p.b.is_established());
 }
 
 #[test]
 fn finished_ids_may_be_reopened_but_live_ones_may_not() {
-    let close = control(Msg::Close(pb::Close { channel: 1, reason: Reason::Normal as i32, message: String::new() }));
+    let close = control(Msg::Close(pb::Close {
+        channel: 1,
+        reason: Reason::Normal as i32,
+        message: String::new(),
+    }));
     let (mut b, now) = raw_peer(Limits::default());
     b.handle_frame(now, open_msg(1)).unwrap();
     let key = match b.poll_event() {
@@ -236,11 +276,16 @@ fn finished_ids_may_be_reopened_but_live_ones_may_not() {
     b.accept(key).unwrap();
     b.handle_frame(now, close.clone()).unwrap();
     // Half-closed by the peer only: the id is still in use.
-    assert_eq!(b.handle_frame(now, open_msg(1)).unwrap_err().reason, Reason::ProtocolError);
+    assert_eq!(
+        b.handle_frame(now, open_msg(1)).unwrap_err().reason,
+        Reason::ProtocolError
+    );
 
     let (mut b, now) = raw_peer(Limits::default());
     b.handle_frame(now, open_msg(1)).unwrap();
-    let Some(Event::IncomingChannel { key, .. }) = b.poll_event() else { panic!() };
+    let Some(Event::IncomingChannel { key, .. }) = b.poll_event() else {
+        panic!()
+    };
     b.accept(key).unwrap();
     b.handle_frame(now, close).unwrap();
     b.finish(key).unwrap();
@@ -262,8 +307,15 @@ fn reset_ends_both_directions_and_late_data_is_discarded() {
     for f in late {
         p.a.handle_frame(p.now, f.into()).unwrap();
     }
-    p.a.handle_frame(p.now, data(id, false, b"more late")).unwrap();
-    assert!(matches!(p.b.recv(kb), Poll::Ready(Err(skywire_wire::session::ChannelError::Reset { reason: Reason::Refused, .. }))));
+    p.a.handle_frame(p.now, data(id, false, b"more late"))
+        .unwrap();
+    assert!(matches!(
+        p.b.recv(kb),
+        Poll::Ready(Err(skywire_wire::session::ChannelError::Reset {
+            reason: Reason::Refused,
+            ..
+        }))
+    ));
     assert!(matches!(p.a.recv(ka), Poll::Ready(Err(_))));
     assert!(p.a.is_established() && p.b.is_established());
 }
@@ -281,11 +333,15 @@ fn rejected_open_reports_the_reason() {
             _ => None,
         })
         .unwrap();
-    p.b.reject(kb, Reason::UnknownService, "no such service").unwrap();
+    p.b.reject(kb, Reason::UnknownService, "no such service")
+        .unwrap();
     p.pump();
     assert_eq!(
         p.a.channel_state(ka),
-        Some(&ChannelState::Rejected { reason: Reason::UnknownService, message: "no such service".into() })
+        Some(&ChannelState::Rejected {
+            reason: Reason::UnknownService,
+            message: "no such service".into()
+        })
     );
 }
 
@@ -329,7 +385,10 @@ fn messages_larger_than_the_window_complete() {
     let big = Bytes::from(vec![1u8; 4 << 20]);
     p.a.send(ka, big.clone()).unwrap();
     p.pump();
-    assert!(p.b.recv(kb) == Poll::Ready(Ok(Some(big))), "4 MiB message differs");
+    assert!(
+        p.b.recv(kb) == Poll::Ready(Ok(Some(big))),
+        "4 MiB message differs"
+    );
 }
 
 #[test]
@@ -351,7 +410,10 @@ fn busy_channels_grow_their_window() {
             p.a.handle_frame(p.now, f.into()).unwrap();
         }
     }
-    assert!(max_credit_seen > 1 << 20, "window never grew: largest grant {max_credit_seen}");
+    assert!(
+        max_credit_seen > 1 << 20,
+        "window never grew: largest grant {max_credit_seen}"
+    );
 }
 
 #[test]
@@ -364,14 +426,25 @@ fn priority_goes_first_and_frames_are_cut_while_others_wait() {
     let chat_id = p.a.channel_id(chat).unwrap();
     let bulk_id = p.a.channel_id(bulk).unwrap();
     let frames = drain(&mut p.a, p.now);
-    let data: Vec<Frame<'_>> = frames.iter().map(|f| Frame::decode(f).unwrap()).filter(|f| f.channel != 0).collect();
+    let data: Vec<Frame<'_>> = frames
+        .iter()
+        .map(|f| Frame::decode(f).unwrap())
+        .filter(|f| f.channel != 0)
+        .collect();
     // The interactive message goes first, in 16 KiB frames while bulk waits.
     let chat_frames: Vec<_> = data.iter().take_while(|f| f.channel == chat_id).collect();
     assert_eq!(chat_frames.len(), 3);
     assert!(chat_frames.iter().all(|f| f.body.len() <= SHARED_FRAME_CUT));
     // Alone, bulk uses full-size frames.
-    let bulk_sizes: Vec<_> = data.iter().filter(|f| f.channel == bulk_id).map(|f| f.body.len()).collect();
-    assert!(bulk_sizes.iter().any(|&n| n > SHARED_FRAME_CUT), "{bulk_sizes:?}");
+    let bulk_sizes: Vec<_> = data
+        .iter()
+        .filter(|f| f.channel == bulk_id)
+        .map(|f| f.body.len())
+        .collect();
+    assert!(
+        bulk_sizes.iter().any(|&n| n > SHARED_FRAME_CUT),
+        "{bulk_sizes:?}"
+    );
 }
 
 #[test]
@@ -383,17 +456,35 @@ fn equal_priorities_share_and_nothing_starves() {
     for k in [low, high1, high2] {
         p.a.send(k, Bytes::from(vec![0u8; 200 << 10])).unwrap();
     }
-    let ids: Vec<u16> = [low, high1, high2].iter().map(|&k| p.a.channel_id(k).unwrap()).collect();
+    let ids: Vec<u16> = [low, high1, high2]
+        .iter()
+        .map(|&k| p.a.channel_id(k).unwrap())
+        .collect();
     let frames = drain(&mut p.a, p.now);
-    let order: Vec<u16> = frames.iter().map(|f| Frame::decode(f).unwrap().channel).filter(|&c| c != 0).collect();
+    let order: Vec<u16> = frames
+        .iter()
+        .map(|f| Frame::decode(f).unwrap().channel)
+        .filter(|&c| c != 0)
+        .collect();
     // The two high channels alternate.
-    let highs: Vec<u16> = order.iter().copied().filter(|&c| c != ids[0]).take(6).collect();
+    let highs: Vec<u16> = order
+        .iter()
+        .copied()
+        .filter(|&c| c != ids[0])
+        .take(6)
+        .collect();
     assert!(highs.windows(2).all(|w| w[0] != w[1]), "{highs:?}");
     // The low channel is served before the high ones have used up their window.
     let first_low = order.iter().position(|&c| c == ids[0]).unwrap();
     let highs_before = order[..first_low].len();
-    assert!(highs_before <= 17, "low channel waited for {highs_before} frames");
-    assert!(order[first_low..].iter().any(|&c| c != ids[0]), "high channels must still be served");
+    assert!(
+        highs_before <= 17,
+        "low channel waited for {highs_before} frames"
+    );
+    assert!(
+        order[first_low..].iter().any(|&c| c != ids[0]),
+        "high channels must still be served"
+    );
 }
 
 #[test]
@@ -404,10 +495,19 @@ fn qos_caps_the_peer_rate() {
     p.pump();
     p.a.send(ka, Bytes::from(vec![0u8; 200 << 10])).unwrap();
     let first = drain(&mut p.a, p.now);
-    let sent: usize = first.iter().map(|f| Frame::decode(f).unwrap()).filter(|f| f.channel != 0).map(|f| f.body.len()).sum();
+    let sent: usize = first
+        .iter()
+        .map(|f| Frame::decode(f).unwrap())
+        .filter(|f| f.channel != 0)
+        .map(|f| f.body.len())
+        .sum();
     assert!(sent <= 16 << 10, "sent {sent} bytes in the first burst");
     let next = p.a.poll_timeout().unwrap();
-    assert!(next > p.now && next <= p.now + Duration::from_millis(200), "{:?}", next - p.now);
+    assert!(
+        next > p.now && next <= p.now + Duration::from_millis(200),
+        "{:?}",
+        next - p.now
+    );
 }
 
 #[test]
@@ -419,12 +519,23 @@ fn graceful_go_away_sends_queued_data_first() {
     assert!(p.a.open("echo/1", 0).is_err());
     let frames = drain(&mut p.a, p.now);
     let last = frames.last().unwrap();
-    assert!(matches!(control_of(last), Some(Msg::GoAway(g)) if g.reason == Reason::ShuttingDown as i32));
+    assert!(
+        matches!(control_of(last), Some(Msg::GoAway(g)) if g.reason == Reason::ShuttingDown as i32)
+    );
     for f in frames {
         p.b.handle_frame(p.now, f.into()).unwrap();
     }
-    assert_eq!(p.b.recv(kb), Poll::Ready(Ok(Some(Bytes::from_static(b"before going")))));
-    assert!(events(&mut p.b).iter().any(|e| matches!(e, Event::GoAway { reason: Reason::ShuttingDown, .. })));
+    assert_eq!(
+        p.b.recv(kb),
+        Poll::Ready(Ok(Some(Bytes::from_static(b"before going"))))
+    );
+    assert!(events(&mut p.b).iter().any(|e| matches!(
+        e,
+        Event::GoAway {
+            reason: Reason::ShuttingDown,
+            ..
+        }
+    )));
     assert!(p.a.is_closed() && p.b.is_closed());
 }
 
@@ -435,7 +546,11 @@ fn timers_keepalive_idle_and_hello() {
     assert!(p.a.poll_timeout().unwrap() <= t);
     p.a.handle_timeout(t).unwrap();
     let frames = drain(&mut p.a, t);
-    assert!(frames.iter().any(|f| matches!(control_of(f), Some(Msg::Ping(_)))));
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(control_of(f), Some(Msg::Ping(_))))
+    );
     let t = p.now + Duration::from_secs(45);
     assert_eq!(p.a.handle_timeout(t).unwrap_err().reason, Reason::Timeout);
     assert_eq!(go_away_of(&drain(&mut p.a, t)), Some(Reason::Timeout));
@@ -445,7 +560,10 @@ fn timers_keepalive_idle_and_hello() {
     drain(&mut silent, now);
     assert_eq!(silent.poll_timeout(), Some(now + Duration::from_secs(10)));
     let t = now + Duration::from_secs(10);
-    assert_eq!(silent.handle_timeout(t).unwrap_err().reason, Reason::Timeout);
+    assert_eq!(
+        silent.handle_timeout(t).unwrap_err().reason,
+        Reason::Timeout
+    );
     assert_eq!(go_away_of(&drain(&mut silent, t)), Some(Reason::Timeout));
 }
 
@@ -469,36 +587,92 @@ fn bad_hellos() {
         let _ = b.handle_frame(now, control(Msg::Hello(h)));
         go_away_of(&drain(&mut b, now))
     };
-    let v1 = pb::Hello { protocol_version: 1, ..Default::default() };
-    assert_eq!(hello_with(pb::Hello { protocol_version: 2, ..v1.clone() }), Some(Reason::IncompatibleVersion));
-    assert_eq!(hello_with(pb::Hello { features: vec![4], ..v1.clone() }), Some(Reason::IncompatibleVersion));
-    assert_eq!(hello_with(pb::Hello { features: vec![5], ..v1.clone() }), None);
-    assert_eq!(hello_with(pb::Hello { initial_window: u32::MAX, ..v1 }), Some(Reason::FlowControl));
+    let v1 = pb::Hello {
+        protocol_version: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        hello_with(pb::Hello {
+            protocol_version: 2,
+            ..v1.clone()
+        }),
+        Some(Reason::IncompatibleVersion)
+    );
+    assert_eq!(
+        hello_with(pb::Hello {
+            features: vec![4],
+            ..v1.clone()
+        }),
+        Some(Reason::IncompatibleVersion)
+    );
+    assert_eq!(
+        hello_with(pb::Hello {
+            features: vec![5],
+            ..v1.clone()
+        }),
+        None
+    );
+    assert_eq!(
+        hello_with(pb::Hello {
+            initial_window: u32::MAX,
+            ..v1
+        }),
+        Some(Reason::FlowControl)
+    );
 }
 
 #[test]
 fn first_frame_must_be_hello() {
     let now = Instant::now();
-    for first in [open_msg(1), data(1, false, b"x"), control(Msg::Ping(pb::Ping::default()))] {
+    for first in [
+        open_msg(1),
+        data(1, false, b"x"),
+        control(Msg::Ping(pb::Ping::default())),
+    ] {
         let mut b = Session::new(config(Role::Listener, Limits::default()), now);
         drain(&mut b, now);
-        assert_eq!(b.handle_frame(now, first).unwrap_err().reason, Reason::ProtocolError);
+        assert_eq!(
+            b.handle_frame(now, first).unwrap_err().reason,
+            Reason::ProtocolError
+        );
         assert_eq!(go_away_of(&drain(&mut b, now)), Some(Reason::ProtocolError));
     }
     // GoAway before Hello is allowed.
     let mut b = Session::new(config(Role::Listener, Limits::default()), now);
     drain(&mut b, now);
-    b.handle_frame(now, control(Msg::GoAway(pb::GoAway { reason: Reason::Banned as i32, message: String::new() }))).unwrap();
+    b.handle_frame(
+        now,
+        control(Msg::GoAway(pb::GoAway {
+            reason: Reason::Banned as i32,
+            message: String::new(),
+        })),
+    )
+    .unwrap();
     assert!(b.is_closed());
 }
 
 #[test]
 fn framing_violations() {
-    assert_eq!(violation_reason(vec![data(0, true, b"")]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![Bytes::from_static(&[0, 1])]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![Bytes::from_static(&[0, 1, 0x80])]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![data(0, false, &[0xff, 0xff, 0xff])]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![control(hello())]), Some(Reason::ProtocolError));
+    assert_eq!(
+        violation_reason(vec![data(0, true, b"")]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![Bytes::from_static(&[0, 1])]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![Bytes::from_static(&[0, 1, 0x80])]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![data(0, false, &[0xff, 0xff, 0xff])]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![control(hello())]),
+        Some(Reason::ProtocolError)
+    );
     // An empty Control is ignored.
     assert_eq!(violation_reason(vec![data(0, false, b"")]), None);
 }
@@ -506,27 +680,94 @@ fn framing_violations() {
 #[test]
 fn channel_violations() {
     // The listener's peer dials, so it must use odd ids.
-    assert_eq!(violation_reason(vec![open_msg(2)]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![open_msg(0)]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![open_msg(70_000)]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![open_msg(1), open_msg(1)]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![data(5, false, b"x")]), Some(Reason::ProtocolError));
+    assert_eq!(
+        violation_reason(vec![open_msg(2)]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![open_msg(0)]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![open_msg(70_000)]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![open_msg(1), open_msg(1)]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![data(5, false, b"x")]),
+        Some(Reason::ProtocolError)
+    );
     let window = |channel, increment| control(Msg::Window(pb::Window { channel, increment }));
-    assert_eq!(violation_reason(vec![window(9, 1)]), Some(Reason::ProtocolError));
+    assert_eq!(
+        violation_reason(vec![window(9, 1)]),
+        Some(Reason::ProtocolError)
+    );
     let accept = control(Msg::Accept(pb::Accept { channel: 1 }));
-    assert_eq!(violation_reason(vec![open_msg(1), accept]), Some(Reason::ProtocolError));
-    let close = |reason: Reason| control(Msg::Close(pb::Close { channel: 1, reason: reason as i32, message: String::new() }));
-    assert_eq!(violation_reason(vec![open_msg(1), close(Reason::Normal), close(Reason::Normal)]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![open_msg(1), close(Reason::Normal), data(1, false, b"x")]), Some(Reason::ProtocolError));
-    assert_eq!(violation_reason(vec![open_msg(1), data(1, true, b"x"), close(Reason::Normal)]), Some(Reason::ProtocolError));
+    assert_eq!(
+        violation_reason(vec![open_msg(1), accept]),
+        Some(Reason::ProtocolError)
+    );
+    let close = |reason: Reason| {
+        control(Msg::Close(pb::Close {
+            channel: 1,
+            reason: reason as i32,
+            message: String::new(),
+        }))
+    };
+    assert_eq!(
+        violation_reason(vec![
+            open_msg(1),
+            close(Reason::Normal),
+            close(Reason::Normal)
+        ]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![
+            open_msg(1),
+            close(Reason::Normal),
+            data(1, false, b"x")
+        ]),
+        Some(Reason::ProtocolError)
+    );
+    assert_eq!(
+        violation_reason(vec![
+            open_msg(1),
+            data(1, true, b"x"),
+            close(Reason::Normal)
+        ]),
+        Some(Reason::ProtocolError)
+    );
     // After a reset, late data and windows are discarded silently.
-    assert_eq!(violation_reason(vec![open_msg(1), close(Reason::Refused), data(1, false, b"x"), window(1, 5)]), None);
+    assert_eq!(
+        violation_reason(vec![
+            open_msg(1),
+            close(Reason::Refused),
+            data(1, false, b"x"),
+            window(1, 5)
+        ]),
+        None
+    );
     // Window overflow.
-    assert_eq!(violation_reason(vec![open_msg(1), window(1, i32::MAX as u32)]), Some(Reason::FlowControl));
+    assert_eq!(
+        violation_reason(vec![open_msg(1), window(1, i32::MAX as u32)]),
+        Some(Reason::FlowControl)
+    );
     // Ping padding.
-    let ping = |n| control(Msg::Ping(pb::Ping { nonce: 1, padding: vec![0; n].into() }));
+    let ping = |n| {
+        control(Msg::Ping(pb::Ping {
+            nonce: 1,
+            padding: vec![0; n].into(),
+        }))
+    };
     assert_eq!(violation_reason(vec![ping(1024)]), None);
-    assert_eq!(violation_reason(vec![ping(1025)]), Some(Reason::ProtocolError));
+    assert_eq!(
+        violation_reason(vec![ping(1025)]),
+        Some(Reason::ProtocolError)
+    );
 }
 
 #[test]
@@ -534,14 +775,21 @@ fn credit_violation_is_flow_control() {
     let body = vec![0u8; 60_000];
     let mut frames = vec![open_msg(1)];
     frames.extend((0..4).map(|_| data(1, true, &body)));
-    assert_eq!(violation_reason(frames.clone()), None, "within the 256 KiB window");
+    assert_eq!(
+        violation_reason(frames.clone()),
+        None,
+        "within the 256 KiB window"
+    );
     frames.push(data(1, true, &body));
     assert_eq!(violation_reason(frames), Some(Reason::FlowControl));
 }
 
 #[test]
 fn oversized_messages_reset_the_channel_only() {
-    let limits = Limits { max_message_size: 100_000, ..Limits::default() };
+    let limits = Limits {
+        max_message_size: 100_000,
+        ..Limits::default()
+    };
     let (mut b, now) = raw_peer(limits);
     b.handle_frame(now, open_msg(1)).unwrap();
     b.handle_frame(now, data(1, true, &[0; 60_000])).unwrap();
@@ -556,11 +804,15 @@ fn oversized_messages_reset_the_channel_only() {
 
 #[test]
 fn incomplete_bytes_are_capped_per_connection() {
-    let limits = Limits { max_incomplete: 150_000, ..Limits::default() };
+    let limits = Limits {
+        max_incomplete: 150_000,
+        ..Limits::default()
+    };
     let (mut b, now) = raw_peer(limits);
     for ch in [1, 3, 5] {
         b.handle_frame(now, open_msg(ch)).unwrap();
-        b.handle_frame(now, data(ch as u16, true, &[0; 60_000])).unwrap();
+        b.handle_frame(now, data(ch as u16, true, &[0; 60_000]))
+            .unwrap();
     }
     let frames = drain(&mut b, now);
     let resets: Vec<u32> = frames
@@ -575,7 +827,10 @@ fn incomplete_bytes_are_capped_per_connection() {
 
 #[test]
 fn too_many_channels_are_rejected() {
-    let limits = Limits { max_channels: 2, ..Limits::default() };
+    let limits = Limits {
+        max_channels: 2,
+        ..Limits::default()
+    };
     let (mut b, now) = raw_peer(limits);
     for ch in [1, 3, 5] {
         b.handle_frame(now, open_msg(ch)).unwrap();
@@ -600,6 +855,10 @@ fn control_floods_are_rate_limited() {
     // A steady 900 per second is fine.
     let (mut b, now) = raw_peer(Limits::default());
     for i in 0..3000u32 {
-        b.handle_frame(now + Duration::from_micros(u64::from(i) * 1111), ping.clone()).unwrap();
+        b.handle_frame(
+            now + Duration::from_micros(u64::from(i) * 1111),
+            ping.clone(),
+        )
+        .unwrap();
     }
 }
