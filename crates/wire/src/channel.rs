@@ -134,6 +134,8 @@ pub(crate) struct Channel {
     pub(crate) window: u32,
     pub(crate) pending_grant: u64,
     pub(crate) last_grant: Option<Instant>,
+    /// Start of the current rate measurement and bytes granted in it.
+    pub(crate) rate_period: Option<(Instant, u64)>,
     pub(crate) incomplete: BytesMut,
     pub(crate) incomplete_deferred: usize,
     pub(crate) recv_queue: VecDeque<(Bytes, usize)>,
@@ -168,6 +170,7 @@ impl Channel {
             window,
             pending_grant: 0,
             last_grant: None,
+            rate_period: None,
             incomplete: BytesMut::new(),
             incomplete_deferred: 0,
             recv_queue: VecDeque::new(),

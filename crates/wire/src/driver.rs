@@ -138,7 +138,6 @@ pub async fn dial(
     let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
         .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
-    stream.set_nodelay(true)?;
     connect(stream, remote, config).await
 }
 
@@ -149,7 +148,6 @@ pub async fn accept(
     config: &ConnectionConfig,
 ) -> Result<Connection, ConnectError> {
     let mut stream = stream;
-    stream.set_nodelay(true)?;
     let handshake = async {
         let ephemeral = SecretKey::new(&mut rand::rng());
         let state = ResponderHandshake::new(noise::PROLOGUE, &config.secret_key, ephemeral);
@@ -187,6 +185,7 @@ async fn start(
         Instant::now(),
     );
     let peer_addr = stream.peer_addr()?;
+    tune_socket(&stream)?;
     let idle_timeout = config.limits.idle_timeout;
     let hello_timeout = config.limits.hello_timeout;
     let shared = Arc::new(Shared {
@@ -226,6 +225,11 @@ async fn start(
             message: "no Hello".into(),
         })),
     }
+}
+
+/// Low latency for small frames: no Nagle delay.
+fn tune_socket(stream: &TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)
 }
 
 #[derive(Debug, Default)]
@@ -387,7 +391,14 @@ impl Shared {
 }
 
 /// Reads frames from the socket into the session.
-async fn read_loop(shared: Arc<Shared>, mut rd: OwnedReadHalf, mut dec: Decryptor) {
+async fn read_loop(shared: Arc<Shared>, rd: OwnedReadHalf, dec: Decryptor) {
+    let mut reader = FrameReader {
+        rd,
+        dec,
+        buf: BytesMut::new(),
+        body_len: None,
+    };
+    let mut frames = Vec::new();
     let end = loop {
         // Pause while the peer is not reading what we owe it.
         loop {
@@ -397,22 +408,23 @@ async fn read_loop(shared: Arc<Shared>, mut rd: OwnedReadHalf, mut dec: Decrypto
             }
             notified.await;
         }
-        match read_message(&mut rd, &mut dec).await {
-            Ok(message) => {
-                let mut inner = shared.lock();
-                let result = inner.session.handle_frame(Instant::now(), message);
-                inner.process_events();
-                let stop = inner.closed.is_some();
-                drop(inner);
-                shared.writer.notify_one();
-                if let Err(violation) = result {
-                    tracing::debug!(%violation, peer = %shared.peer_addr, "peer broke the protocol");
-                }
-                if stop {
-                    return;
-                }
+        if let Err(e) = reader.read_frames(&mut frames).await {
+            break e;
+        }
+        let mut inner = shared.lock();
+        let now = Instant::now();
+        for frame in frames.drain(..) {
+            if let Err(violation) = inner.session.handle_frame(now, frame) {
+                tracing::debug!(%violation, peer = %shared.peer_addr, "peer broke the protocol");
+                break;
             }
-            Err(e) => break e,
+        }
+        inner.process_events();
+        let stop = inner.closed.is_some();
+        drop(inner);
+        shared.writer.notify_one();
+        if stop {
+            return;
         }
     };
     let mut inner = shared.lock();
@@ -425,6 +437,76 @@ async fn read_loop(shared: Arc<Shared>, mut rd: OwnedReadHalf, mut dec: Decrypto
     shared.writer.notify_one();
 }
 
+/// Bytes read per syscall while data flows.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Decrypts transport messages out of one read buffer: each frame is split
+/// off the buffer without a copy, and the buffer is only allocated once the
+/// socket is readable, so an idle connection holds none.
+struct FrameReader {
+    rd: OwnedReadHalf,
+    dec: Decryptor,
+    buf: BytesMut,
+    /// Length of the body whose header was opened, if any.
+    body_len: Option<usize>,
+}
+
+impl FrameReader {
+    /// Reads at least one whole frame and appends every whole frame read.
+    async fn read_frames(&mut self, frames: &mut Vec<Bytes>) -> Result<(), ReadError> {
+        loop {
+            self.parse(frames)?;
+            if !frames.is_empty() {
+                return Ok(());
+            }
+            if self.buf.is_empty() && self.buf.capacity() > IDLE_BUFFER_CAPACITY {
+                self.buf = BytesMut::new();
+            }
+            self.rd.readable().await?;
+            let needed = match self.body_len {
+                Some(len) => len + TAG_LEN,
+                None => LENGTH_HEADER_LEN,
+            };
+            self.buf
+                .reserve(READ_CHUNK.max(needed.saturating_sub(self.buf.len())));
+            match self.rd.try_read_buf(&mut self.buf) {
+                Ok(0) => return Err(ReadError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn parse(&mut self, frames: &mut Vec<Bytes>) -> Result<(), ReadError> {
+        loop {
+            let len = match self.body_len {
+                Some(len) => len,
+                None => {
+                    let Some(header) = self.buf.get(..LENGTH_HEADER_LEN) else {
+                        return Ok(());
+                    };
+                    let header: &[u8; LENGTH_HEADER_LEN] = header
+                        .try_into()
+                        .unwrap_or_else(|_| unreachable!("sliced to length"));
+                    let len = self.dec.open_length(header)?;
+                    let _ = self.buf.split_to(LENGTH_HEADER_LEN);
+                    self.body_len = Some(len);
+                    len
+                }
+            };
+            if self.buf.len() < len + TAG_LEN {
+                return Ok(());
+            }
+            let mut body = self.buf.split_to(len + TAG_LEN);
+            self.body_len = None;
+            let len = self.dec.open_body_in_place(&mut body)?;
+            body.truncate(len);
+            frames.push(body.freeze());
+        }
+    }
+}
+
 /// Why reading stopped.
 #[derive(Debug, thiserror::Error)]
 enum ReadError {
@@ -432,17 +514,6 @@ enum ReadError {
     Io(#[from] std::io::Error),
     #[error("transport: {0}")]
     Transport(#[from] TransportError),
-}
-
-async fn read_message(rd: &mut OwnedReadHalf, dec: &mut Decryptor) -> Result<Bytes, ReadError> {
-    let mut header = [0u8; LENGTH_HEADER_LEN];
-    rd.read_exact(&mut header).await?;
-    let len = dec.open_length(&header)?;
-    let mut body = BytesMut::zeroed(len + TAG_LEN);
-    rd.read_exact(&mut body).await?;
-    let len = dec.open_body_in_place(&mut body)?;
-    body.truncate(len);
-    Ok(body.freeze())
 }
 
 /// Takes frames and timers from the session and writes to the socket.

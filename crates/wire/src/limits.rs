@@ -52,9 +52,9 @@ pub const MAX_CREDIT: u64 = (1 << 31) - 1;
 pub const DEFAULT_CONTROL_FRAMES_PER_SEC: u32 = 1000;
 
 /// Control frames this side sends per second at most on its own account
-/// (Window and probes), kept well under the peer's 1000 so that Pongs and
-/// Opens always have room.
-pub const CONTROL_SEND_BUDGET_PER_SEC: u32 = 500;
+/// (Window and probes), kept under the peer's 1000 so that Pongs and Opens
+/// always have room.
+pub const CONTROL_SEND_BUDGET_PER_SEC: u32 = 800;
 
 /// Largest Ping padding (section 7).
 pub const MAX_PING_PADDING: usize = 1024;
@@ -75,9 +75,16 @@ pub const DEFAULT_CONNECTION_SEND_BUFFER: usize = 16 << 20;
 /// Pings awaiting a Pong that a side remembers; older ones are forgotten.
 pub const MAX_OUTSTANDING_PINGS: usize = 16;
 
-/// A window grows when its grants come faster than this (or two RTTs, if
-/// larger): it keeps a busy channel to a few hundred Window frames a second.
-pub const WINDOW_GROWTH_INTERVAL: Duration = Duration::from_millis(5);
+/// Auto-tuning sizes a channel's window so that one grant (half a window)
+/// covers this much of its measured rate, or two minimum RTTs if longer (the
+/// bandwidth-delay product). Longer means fewer Window frames; shorter means
+/// less data queued ahead of a Ping: at 1.25 ms a busy channel sends about
+/// 800 Window frames a second and keeps about 2.5 ms of data in flight.
+pub const GRANT_INTERVAL: Duration = Duration::from_micros(1250);
+
+/// The period over which a channel's consumption rate is measured for
+/// auto-tuning; long enough to smooth over bursts of large messages.
+pub const RATE_PERIOD: Duration = Duration::from_millis(25);
 
 /// Frames served to higher-priority channels in a row before the channel that
 /// has waited longest is served once regardless of priority: no starvation.

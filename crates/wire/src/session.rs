@@ -26,9 +26,9 @@ use crate::channel::{Channel, ChannelKey, ChannelState, RateCap, SendFin};
 use crate::frame::{self, CONTROL_CHANNEL, Frame, MAX_FRAME_BODY};
 use crate::limits::{
     CONTROL_SEND_BUDGET_PER_SEC, DEFAULT_INITIAL_WINDOW, DEFAULT_MAX_CHANNELS,
-    DEFAULT_MAX_MESSAGE_SIZE, DRAIN_TIMEOUT, HARD_MAX_MESSAGE_SIZE, Limits, MAX_CREDIT,
-    MAX_OUTSTANDING_PINGS, MAX_PING_PADDING, SHARED_FRAME_CUT, STARVATION_GUARD,
-    WINDOW_GROWTH_INTERVAL,
+    DEFAULT_MAX_MESSAGE_SIZE, DRAIN_TIMEOUT, GRANT_INTERVAL, HARD_MAX_MESSAGE_SIZE, Limits,
+    MAX_CREDIT, MAX_OUTSTANDING_PINGS, MAX_PING_PADDING, RATE_PERIOD, SHARED_FRAME_CUT,
+    STARVATION_GUARD,
 };
 
 /// The SWP/1 protocol version this crate speaks.
@@ -334,6 +334,7 @@ pub struct Session {
     next_nonce: u64,
     pings: VecDeque<(u64, Instant)>,
     srtt: Option<Duration>,
+    min_rtt: Option<Duration>,
     last_rtt_sample: Option<Instant>,
 }
 
@@ -383,6 +384,7 @@ impl Session {
             next_nonce: rand::random(),
             pings: VecDeque::new(),
             srtt: None,
+            min_rtt: None,
             last_rtt_sample: None,
         };
         if self_connection {
@@ -764,6 +766,7 @@ impl Session {
             None => rtt,
             Some(srtt) => (srtt * 7 + rtt) / 8,
         });
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |min| min.min(rtt)));
         self.last_rtt_sample = Some(now);
         self.events.push_back(Event::Pong { nonce, rtt });
     }
@@ -1186,35 +1189,51 @@ impl Session {
     }
 
     /// Sends one Window frame for a channel that owes enough credit, if the
-    /// control budget allows.
+    /// control budget allows, growing the window toward what the channel's
+    /// measured rate needs.
     fn poll_grant(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        let growth_interval = self.srtt.map_or(WINDOW_GROWTH_INTERVAL, |rtt| {
-            (rtt * 2).max(WINDOW_GROWTH_INTERVAL)
-        });
         let Some((&key, _)) = self.channels.iter().find(|(_, ch)| grant_due(ch)) else {
             return false;
         };
         if !self.outbound_control.try_take(now) {
             return false;
         }
+        // One grant should cover the grant interval, the path's BDP, and this
+        // channel's share of the control budget, whichever is longest.
+        let busy = self
+            .channels
+            .values()
+            .filter(|ch| {
+                ch.last_grant
+                    .is_some_and(|at| now.saturating_duration_since(at) < RATE_PERIOD)
+            })
+            .count()
+            .max(1) as u32;
+        let interval = self
+            .min_rtt
+            .map_or(GRANT_INTERVAL, |rtt| (rtt * 2).max(GRANT_INTERVAL))
+            .max(Duration::from_secs(1) * busy / CONTROL_SEND_BUDGET_PER_SEC);
         let limits = &self.config.limits;
         let Some(ch) = self.channels.get_mut(&key) else {
             return false;
         };
         let mut increment = ch.pending_grant;
-        // Grants coming faster than the growth interval mean the window, not
-        // the reader, is the bottleneck: double it (within the budgets).
-        let fast = ch
-            .last_grant
-            .is_some_and(|at| now.saturating_duration_since(at) < growth_interval);
-        if fast && ch.window < limits.max_window {
-            let grown = (ch.window.saturating_mul(2)).min(limits.max_window);
-            let extra = u64::from(grown - ch.window);
-            if self.window_total + extra <= limits.connection_window {
-                self.window_total += extra;
-                ch.window = grown;
-                increment += extra;
+        let (start, bytes) = ch.rate_period.get_or_insert((now, 0));
+        *bytes += increment;
+        let elapsed = now.saturating_duration_since(*start);
+        if elapsed >= RATE_PERIOD {
+            let rate = *bytes as f64 / elapsed.as_secs_f64();
+            let wanted =
+                (2.0 * rate * interval.as_secs_f64()).min(f64::from(limits.max_window)) as u32;
+            if wanted > ch.window {
+                let extra = u64::from(wanted - ch.window);
+                if self.window_total + extra <= limits.connection_window {
+                    self.window_total += extra;
+                    ch.window = wanted;
+                    increment += extra;
+                }
             }
+            ch.rate_period = Some((now, 0));
         }
         ch.last_grant = Some(now);
         ch.pending_grant = 0;

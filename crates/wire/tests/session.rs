@@ -391,13 +391,19 @@ fn messages_larger_than_the_window_complete() {
     );
 }
 
-#[test]
-fn busy_channels_grow_their_window() {
-    let mut p = Pair::new();
-    let (ka, kb) = p.open("bulk/1", 0);
+/// Streams `chunks` of 32 KiB from A to B, advancing the clock by `step`
+/// per chunk, with B reading at once; returns the largest Window increment.
+fn stream_with_clock(
+    p: &mut Pair,
+    ka: ChannelKey,
+    kb: ChannelKey,
+    chunks: usize,
+    step: Duration,
+) -> u32 {
     let chunk = Bytes::from(vec![0u8; 32 << 10]);
-    let mut max_credit_seen = 0;
-    for _ in 0..400 {
+    let mut largest = 0;
+    for _ in 0..chunks {
+        p.now += step;
         let _ = p.a.send(ka, chunk.clone()).unwrap();
         for f in drain(&mut p.a, p.now) {
             p.b.handle_frame(p.now, f.into()).unwrap();
@@ -405,14 +411,39 @@ fn busy_channels_grow_their_window() {
         recv_all(&mut p.b, kb);
         for f in drain(&mut p.b, p.now) {
             if let Some(Msg::Window(w)) = control_of(&f) {
-                max_credit_seen = max_credit_seen.max(w.increment);
+                largest = largest.max(w.increment);
             }
             p.a.handle_frame(p.now, f.into()).unwrap();
         }
     }
+    largest
+}
+
+#[test]
+fn busy_channels_grow_their_window_to_their_rate() {
+    let mut p = Pair::new();
+    let (ka, kb) = p.open("bulk/1", 0);
+    // 32 KiB per 50 us is 655 MB/s: a grant should cover 1.25 ms of it,
+    // about 0.8 MB, so the window grows to about 1.6 MB and no further.
+    let largest = stream_with_clock(&mut p, ka, kb, 2000, Duration::from_micros(50));
     assert!(
-        max_credit_seen > 1 << 20,
-        "window never grew: largest grant {max_credit_seen}"
+        largest > 1 << 20,
+        "window never grew: largest grant {largest}"
+    );
+    assert!(
+        largest < 3 << 20,
+        "window outgrew the rate: largest grant {largest}"
+    );
+}
+
+#[test]
+fn slow_channels_keep_the_initial_window() {
+    let mut p = Pair::new();
+    let (ka, kb) = p.open("bulk/1", 0);
+    let largest = stream_with_clock(&mut p, ka, kb, 200, Duration::from_millis(10));
+    assert!(
+        largest <= 256 << 10,
+        "window grew for a slow channel: largest grant {largest}"
     );
 }
 
