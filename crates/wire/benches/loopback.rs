@@ -6,9 +6,12 @@
 //!    discards them), as a ratio to raw ChaCha20-Poly1305 on one core;
 //! 2. `echo/1` round trips per second with 1 KiB messages;
 //! 3. Ping RTT percentiles while another channel saturates the connection;
-//! 4. resident memory per idle connection with 10 000 connections: the
-//!    clients run in a child process (this binary, re-executed), so the
-//!    node's RSS is measured alone.
+//! 4. resident memory per idle connection with 10 000 connections.
+//!
+//! The two ends run in two processes, as they do in reality (this binary,
+//! re-executed as a child): for 1 to 3 the node is the child, so sender and
+//! receiver each have their own runtime and core; for 4 the clients are, so
+//! the node's RSS is measured alone.
 //!
 //! `SKYWIRE_BENCH_SECS` sets the seconds per measurement (default 5),
 //! `SKYWIRE_BENCH_CONNS` the connection count (default 10 000).
@@ -92,10 +95,8 @@ fn aead_bound(duration: Duration) -> f64 {
     2.0 * bytes as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn bulk(node: &NodeHandle, duration: Duration) -> f64 {
-    let conn = driver::dial(node.local_addr(), &node.public_key(), &config())
-        .await
-        .unwrap();
+async fn bulk(node: &RemoteNode, duration: Duration) -> f64 {
+    let conn = driver::dial(node.addr, &node.key, &config()).await.unwrap();
     let mut ch = conn.open("sink/1", 0).await.unwrap();
     let message = Bytes::from(vec![0u8; 1 << 20]);
     // Warm up, so window auto-tuning has settled.
@@ -112,10 +113,8 @@ async fn bulk(node: &NodeHandle, duration: Duration) -> f64 {
     bytes as f64 / start.elapsed().as_secs_f64()
 }
 
-async fn echo_rate(node: &NodeHandle, duration: Duration) -> (f64, Duration, Duration) {
-    let conn = driver::dial(node.local_addr(), &node.public_key(), &config())
-        .await
-        .unwrap();
+async fn echo_rate(node: &RemoteNode, duration: Duration) -> (f64, Duration, Duration) {
+    let conn = driver::dial(node.addr, &node.key, &config()).await.unwrap();
     let mut ch = conn.open("echo/1", 7).await.unwrap();
     let message = Bytes::from(vec![1u8; 1024]);
     let mut samples = Vec::new();
@@ -136,12 +135,10 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 async fn ping_under_load(
-    node: &NodeHandle,
+    node: &RemoteNode,
     duration: Duration,
 ) -> (Duration, Duration, Duration, f64) {
-    let conn = driver::dial(node.local_addr(), &node.public_key(), &config())
-        .await
-        .unwrap();
+    let conn = driver::dial(node.addr, &node.key, &config()).await.unwrap();
     let mut bulk = conn.open("sink/1", 0).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -206,25 +203,60 @@ async fn child(addr: SocketAddr, key: PublicKey, n: usize) {
         .await;
 }
 
+/// Child mode "node": runs a node, prints "ADDR KEY", serves until stdin
+/// closes.
+async fn child_node() {
+    let node = start_node(1000).await;
+    println!("{} {}", node.local_addr(), node.public_key());
+    let mut line = String::new();
+    let _ = BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await;
+}
+
+/// Re-executes this binary in child mode `spec`; returns the child and its
+/// first line of output.
+async fn spawn_child(spec: String) -> (tokio::process::Child, String) {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .env(CHILD_ENV, spec)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).await.unwrap();
+    (child, line.trim().to_string())
+}
+
+/// A node in a child process: its address and key.
+struct RemoteNode {
+    _child: tokio::process::Child,
+    addr: SocketAddr,
+    key: PublicKey,
+}
+
+impl RemoteNode {
+    async fn spawn() -> Self {
+        let (child, line) = spawn_child("node".into()).await;
+        let (addr, key) = line.split_once(' ').expect("node child prints ADDR KEY");
+        Self {
+            _child: child,
+            addr: addr.parse().unwrap(),
+            key: key.parse().unwrap(),
+        }
+    }
+}
+
 async fn idle_memory(n: usize) -> (u64, u64) {
     let node = start_node(n + 10).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_kib();
-    let mut child = tokio::process::Command::from({
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.env(
-            CHILD_ENV,
-            format!("{} {} {n}", node.local_addr(), node.public_key()),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-        c
-    })
-    .spawn()
-    .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).await.unwrap();
+    let spec = format!("clients {} {} {n}", node.local_addr(), node.public_key());
+    let (mut child, line) = spawn_child(spec).await;
     assert!(line.starts_with("ready"), "child said {line:?}");
     // Let both sides settle (Hello, first Ping) and go idle.
     while node.connections().len() < n {
@@ -247,10 +279,16 @@ fn main() {
         .unwrap();
     if let Ok(spec) = std::env::var(CHILD_ENV) {
         let mut parts = spec.split(' ');
-        let addr: SocketAddr = parts.next().unwrap().parse().unwrap();
-        let key: PublicKey = parts.next().unwrap().parse().unwrap();
-        let n: usize = parts.next().unwrap().parse().unwrap();
-        runtime.block_on(child(addr, key, n));
+        match parts.next() {
+            Some("node") => runtime.block_on(child_node()),
+            Some("clients") => {
+                let addr: SocketAddr = parts.next().unwrap().parse().unwrap();
+                let key: PublicKey = parts.next().unwrap().parse().unwrap();
+                let n: usize = parts.next().unwrap().parse().unwrap();
+                runtime.block_on(child(addr, key, n));
+            }
+            other => panic!("unknown child mode {other:?}"),
+        }
         return;
     }
     // `cargo bench` passes `--bench`; a filter argument selects sections.
@@ -265,7 +303,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
     runtime.block_on(async {
-        let node = start_node(1000).await;
+        let node = RemoteNode::spawn().await;
         if wants("bulk") {
             let bound = aead_bound(Duration::from_secs(2));
             let rate = bulk(&node, duration).await;

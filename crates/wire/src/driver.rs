@@ -523,8 +523,9 @@ async fn write_loop(
     mut enc: Encryptor,
     stall: Duration,
 ) {
-    let mut plain: Vec<u8> = Vec::new();
-    let mut bounds: Vec<usize> = Vec::new();
+    // Frames are built in `out` with room around each for the length header
+    // and tag, then sealed in place outside the lock: one copy per frame.
+    let mut bounds: Vec<(usize, usize)> = Vec::new();
     let mut out: Vec<u8> = Vec::new();
     loop {
         let notified = shared.writer.notified();
@@ -536,10 +537,17 @@ async fn write_loop(
             {
                 tracing::debug!(%violation, peer = %shared.peer_addr, "connection timed out");
             }
-            plain.clear();
+            out.clear();
             bounds.clear();
-            while plain.len() < WRITE_BATCH && inner.session.poll_transmit(now, &mut plain) {
-                bounds.push(plain.len());
+            while out.len() < WRITE_BATCH {
+                let start = out.len();
+                out.resize(start + LENGTH_HEADER_LEN, 0);
+                if !inner.session.poll_transmit(now, &mut out) {
+                    out.truncate(start);
+                    break;
+                }
+                out.resize(out.len() + TAG_LEN, 0);
+                bounds.push((start, out.len()));
             }
             inner.process_events();
             let socket_lost = inner
@@ -553,13 +561,10 @@ async fn write_loop(
         };
         shared.reader.notify_one();
         if !bounds.is_empty() {
-            out.clear();
-            let mut start = 0;
-            for &end in &bounds {
-                if enc.seal_into(&plain[start..end], &mut out).is_err() {
-                    unreachable!("frames are at most 65535 bytes");
+            for &(start, end) in &bounds {
+                if enc.seal_in_place(&mut out[start..end]).is_err() {
+                    unreachable!("frames are at most 65535 bytes, with room reserved");
                 }
-                start = end;
             }
             match tokio::time::timeout(stall, wr.write_all(&out)).await {
                 Ok(Ok(())) => continue,
@@ -579,9 +584,6 @@ async fn write_loop(
         }
         if out.capacity() > IDLE_BUFFER_CAPACITY {
             out = Vec::new();
-        }
-        if plain.capacity() > IDLE_BUFFER_CAPACITY {
-            plain = Vec::new();
         }
         match deadline {
             Some(at) => {

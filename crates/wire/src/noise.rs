@@ -180,6 +180,15 @@ pub enum HandshakeError {
 /// the state unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
+    /// The buffer given to [`Encryptor::seal_in_place`] has no room for the
+    /// length header and the tag.
+    #[error(
+        "{len} bytes leave no room for the {LENGTH_HEADER_LEN}-byte header and {TAG_LEN}-byte tag"
+    )]
+    NoRoom {
+        /// Length of the buffer.
+        len: usize,
+    },
     /// The plaintext is longer than [`MAX_MESSAGE_LEN`]; nothing was written.
     #[error("message of {len} bytes exceeds the maximum of {max}")]
     MessageTooLong {
@@ -467,21 +476,46 @@ impl Encryptor {
     /// [`TransportError::MessageTooLong`] if `plaintext` is longer than
     /// [`MAX_MESSAGE_LEN`]; `out` and the encryptor are then left unchanged.
     pub fn seal_into(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), TransportError> {
-        let len = u16::try_from(plaintext.len()).map_err(|_| TransportError::MessageTooLong {
-            len: plaintext.len(),
+        if plaintext.len() > MAX_MESSAGE_LEN {
+            return Err(TransportError::MessageTooLong {
+                len: plaintext.len(),
+                max: MAX_MESSAGE_LEN,
+            });
+        }
+        let start = out.len();
+        out.reserve(sealed_len(plaintext.len()));
+        out.resize(start + LENGTH_HEADER_LEN, 0);
+        out.extend_from_slice(plaintext);
+        out.resize(out.len() + TAG_LEN, 0);
+        self.seal_in_place(&mut out[start..])
+    }
+
+    /// Encrypts one transport message in place. `message` is laid out as
+    /// [`LENGTH_HEADER_LEN`] bytes of room for the length header, the
+    /// plaintext, then [`TAG_LEN`] bytes of room for the body's tag; on return
+    /// it holds the sealed message. This lets a caller build frames directly
+    /// in its output buffer and encrypt them without another copy.
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::NoRoom`] if `message` is shorter than the header and
+    /// tag; [`TransportError::MessageTooLong`] if the plaintext is longer than
+    /// [`MAX_MESSAGE_LEN`]. The encryptor is then left unchanged.
+    pub fn seal_in_place(&mut self, message: &mut [u8]) -> Result<(), TransportError> {
+        let plaintext_len = message
+            .len()
+            .checked_sub(LENGTH_HEADER_LEN + TAG_LEN)
+            .ok_or(TransportError::NoRoom { len: message.len() })?;
+        let len = u16::try_from(plaintext_len).map_err(|_| TransportError::MessageTooLong {
+            len: plaintext_len,
             max: MAX_MESSAGE_LEN,
         })?;
-        out.reserve(sealed_len(plaintext.len()));
-
-        let header = out.len();
-        out.extend_from_slice(&len.to_be_bytes());
-        let tag = self.cipher.seal_in_place(&mut out[header..]);
-        out.extend_from_slice(&tag);
-
-        let body = out.len();
-        out.extend_from_slice(plaintext);
-        let tag = self.cipher.seal_in_place(&mut out[body..]);
-        out.extend_from_slice(&tag);
+        let (header, rest) = message.split_at_mut(LENGTH_HEADER_LEN);
+        let (length, header_tag) = header.split_at_mut(2);
+        length.copy_from_slice(&len.to_be_bytes());
+        header_tag.copy_from_slice(&self.cipher.seal_in_place(length));
+        let (body, body_tag) = rest.split_at_mut(plaintext_len);
+        body_tag.copy_from_slice(&self.cipher.seal_in_place(body));
         Ok(())
     }
 }

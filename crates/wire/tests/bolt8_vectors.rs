@@ -701,3 +701,23 @@ fn halves_can_move_between_tasks() {
     assert_send_sync::<HandshakeError>();
     assert_send_sync::<TransportError>();
 }
+
+#[test]
+fn seal_in_place_needs_room_and_matches_seal_into() {
+    let (initiator, responder) = random_handshake(PROLOGUE);
+    let (mut enc, _) = initiator.into_split();
+    let (_, mut dec) = responder.into_split();
+    let mut short = vec![0u8; LENGTH_HEADER_LEN + TAG_LEN - 1];
+    assert_eq!(
+        enc.seal_in_place(&mut short),
+        Err(TransportError::NoRoom { len: short.len() })
+    );
+    // Built in place around the plaintext, a message opens like any other.
+    for plaintext in [&b""[..], b"in place"] {
+        let mut message = vec![0u8; LENGTH_HEADER_LEN];
+        message.extend_from_slice(plaintext);
+        message.extend_from_slice(&[0u8; TAG_LEN]);
+        enc.seal_in_place(&mut message).unwrap();
+        assert_eq!(open(&mut dec, &message).unwrap(), plaintext);
+    }
+}
