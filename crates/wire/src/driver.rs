@@ -125,7 +125,7 @@ pub async fn connect(
     let transport = tokio::time::timeout(limit, handshake)
         .await
         .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
-    start(stream, Role::Dialer, *remote, transport, config).await
+    start(stream, Role::Dialer, *remote, transport, config, None).await
 }
 
 /// Dials `addr` and connects to the node with key `remote`.
@@ -141,11 +141,23 @@ pub async fn dial(
     connect(stream, remote, config).await
 }
 
-/// Performs the responder side of the handshake on an accepted `stream` and
-/// starts the session; returns once the peer's Hello arrived.
+/// Why a node refuses a peer right after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The GoAway reason, e.g. `REASON_BANNED` or `REASON_TOO_MANY_PEERS`.
+    pub reason: Reason,
+    /// Detail for the peer.
+    pub message: String,
+}
+
+/// Performs the responder side of the handshake on an accepted `stream`.
+/// `admit` sees the peer's key: a [`Refusal`] sends it GoAway before any
+/// Hello and ends the connection; otherwise the session starts and this
+/// returns once the peer's Hello arrived.
 pub async fn accept(
     stream: TcpStream,
     config: &ConnectionConfig,
+    admit: impl FnOnce(&PublicKey) -> Result<(), Refusal>,
 ) -> Result<Connection, ConnectError> {
     let mut stream = stream;
     let handshake = async {
@@ -163,7 +175,8 @@ pub async fn accept(
     let (remote, transport) = tokio::time::timeout(limit, handshake)
         .await
         .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
-    start(stream, Role::Listener, remote, transport, config).await
+    let refusal = admit(&remote).err();
+    start(stream, Role::Listener, remote, transport, config, refusal).await
 }
 
 async fn start(
@@ -172,8 +185,9 @@ async fn start(
     remote: PublicKey,
     transport: noise::Transport,
     config: &ConnectionConfig,
+    refusal: Option<Refusal>,
 ) -> Result<Connection, ConnectError> {
-    let session = Session::new(
+    let mut session = Session::new(
         SessionConfig {
             role,
             local_id: config.public_key().serialize(),
@@ -184,6 +198,10 @@ async fn start(
         },
         Instant::now(),
     );
+    if let Some(refusal) = refusal {
+        // GoAway replaces our Hello; the writer sends it and closes.
+        session.go_away(Instant::now(), refusal.reason, &refusal.message);
+    }
     let peer_addr = stream.peer_addr()?;
     tune_socket(&stream)?;
     let idle_timeout = config.limits.idle_timeout;
@@ -210,6 +228,7 @@ async fn start(
     let (rd, wr) = stream.into_split();
     tokio::spawn(read_loop(shared.clone(), rd, decryptor));
     tokio::spawn(write_loop(shared.clone(), wr, encryptor, idle_timeout));
+    shared.lock().process_events();
     let connection = Connection { shared };
     match tokio::time::timeout(
         hello_timeout + Duration::from_secs(1),

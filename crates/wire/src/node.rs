@@ -12,21 +12,30 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secp256k1::PublicKey;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::driver::{self, Channel, ConnectError, Connection, ConnectionConfig};
+use crate::driver::{self, Channel, ConnectError, Connection, ConnectionConfig, Refusal};
 use crate::limits::DRAIN_TIMEOUT;
 use crate::session::Role;
 use skywire_proto::wire::v1::{Reason, ServiceAd};
 
 /// Default cap on concurrent connections (inbound and outbound) per node.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Connections accepted beyond the cap only to be told
+/// `GoAway(REASON_TOO_MANY_PEERS)`, at once. Past this, new dialers wait in
+/// the kernel's backlog: a flood costs at most this many handshakes at a time.
+pub const MAX_CONCURRENT_REFUSALS: usize = 32;
+
+/// Peers remembered as banned; when full, expired bans are dropped and then
+/// the ban closest to expiry makes room.
+pub const MAX_BANS: usize = 65_536;
 
 /// Pause after an `accept` error (e.g. out of file descriptors) before trying
 /// again, so the loop does not spin.
@@ -59,13 +68,18 @@ pub enum NodeError {
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
+    /// The peer is banned.
+    #[error("peer is banned")]
+    Banned,
 }
 
 struct NodeShared {
     config: ConnectionConfig,
     services: HashMap<String, Service>,
     peers: Mutex<HashMap<[u8; 33], Connection>>,
+    bans: Mutex<HashMap<[u8; 33], Instant>>,
     permits: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
     max_connections: usize,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -76,6 +90,59 @@ impl NodeShared {
         self.peers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn bans(&self) -> MutexGuard<'_, HashMap<[u8; 33], Instant>> {
+        self.bans
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Until when `peer` is banned, if it is.
+    fn banned_until(&self, peer: &PublicKey) -> Option<Instant> {
+        let mut bans = self.bans();
+        let id = peer.serialize();
+        match bans.get(&id) {
+            Some(&until) if until > Instant::now() => Some(until),
+            Some(_) => {
+                bans.remove(&id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Decides whether a peer that completed the handshake may stay.
+    fn admit(&self, peer: &PublicKey) -> Result<(), Refusal> {
+        match self.banned_until(peer) {
+            Some(until) => Err(Refusal {
+                reason: Reason::Banned,
+                message: format!("banned for {:?} more", until - Instant::now()),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What an accepted socket is for.
+enum Slot {
+    /// Serve it: holds one of the `max_connections` permits.
+    Serve(OwnedSemaphorePermit),
+    /// Refuse it with `GoAway(REASON_TOO_MANY_PEERS)`; holds a refusal slot.
+    Refuse(OwnedSemaphorePermit),
+}
+
+/// Waits for a connection permit, or, while none is free, for a refusal slot.
+async fn next_slot(shared: &NodeShared) -> Option<Slot> {
+    if let Ok(permit) = shared.permits.clone().try_acquire_owned() {
+        return Some(Slot::Serve(permit));
+    }
+    if let Ok(permit) = shared.refusals.clone().try_acquire_owned() {
+        return Some(Slot::Refuse(permit));
+    }
+    tokio::select! {
+        permit = shared.permits.clone().acquire_owned() => permit.ok().map(Slot::Serve),
+        permit = shared.refusals.clone().acquire_owned() => permit.ok().map(Slot::Refuse),
     }
 }
 
@@ -121,7 +188,9 @@ impl Node {
             config: connection,
             services,
             peers: Mutex::new(HashMap::new()),
+            bans: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(config.max_connections)),
+            refusals: Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS)),
             max_connections: config.max_connections,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -151,10 +220,10 @@ impl Node {
             shared: shared.clone(),
         };
         loop {
-            let permit = tokio::select! {
-                permit = shared.permits.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
+            let slot = tokio::select! {
+                slot = next_slot(&shared) => match slot {
+                    Some(slot) => slot,
+                    None => break,
                 },
                 () = shared.shutdown.cancelled() => break,
             };
@@ -171,11 +240,30 @@ impl Node {
             };
             let node = node.clone();
             shared.tasks.spawn(async move {
-                match driver::accept(stream, &node.shared.config).await {
-                    Ok(conn) => node.serve(conn, permit).await,
-                    Err(e) => {
-                        tracing::debug!(peer = %addr, error = %e, "inbound connection failed")
+                let shared = &node.shared;
+                let result = match slot {
+                    Slot::Serve(permit) => {
+                        driver::accept(stream, &shared.config, |peer| shared.admit(peer))
+                            .await
+                            .map(|conn| (conn, Some(permit)))
                     }
+                    Slot::Refuse(_refusal) => {
+                        let message = format!("at the limit of {} peers", shared.max_connections);
+                        let refuse = |_: &PublicKey| {
+                            Err(Refusal {
+                                reason: Reason::TooManyPeers,
+                                message,
+                            })
+                        };
+                        driver::accept(stream, &shared.config, refuse)
+                            .await
+                            .map(|conn| (conn, None))
+                    }
+                };
+                match result {
+                    Ok((conn, Some(permit))) => node.serve(conn, permit).await,
+                    Ok((_, None)) => {}
+                    Err(e) => tracing::debug!(peer = %addr, error = %e, "inbound connection ended"),
                 }
             });
         }
@@ -221,6 +309,42 @@ impl NodeHandle {
             .collect()
     }
 
+    /// Bans `peer` for `duration`: a live connection gets
+    /// `GoAway(REASON_BANNED)`, and until the ban ends its connections are
+    /// refused the same way and it is not dialed.
+    pub fn ban(&self, peer: &PublicKey, duration: Duration, why: &str) {
+        let now = Instant::now();
+        {
+            let mut bans = self.shared.bans();
+            if bans.len() >= MAX_BANS {
+                bans.retain(|_, until| *until > now);
+            }
+            if bans.len() >= MAX_BANS
+                && let Some(soonest) = bans
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(id, _)| *id)
+            {
+                bans.remove(&soonest);
+            }
+            bans.insert(peer.serialize(), now + duration);
+        }
+        tracing::info!(node_id = %peer, ?duration, why, "peer banned");
+        if let Some(conn) = self.connection(peer) {
+            conn.go_away(Reason::Banned, why);
+        }
+    }
+
+    /// Lifts a ban.
+    pub fn unban(&self, peer: &PublicKey) {
+        self.shared.bans().remove(&peer.serialize());
+    }
+
+    /// Whether `peer` is banned now.
+    pub fn is_banned(&self, peer: &PublicKey) -> bool {
+        self.shared.banned_until(peer).is_some()
+    }
+
     /// Connects to `peer` at `addr`, or returns the live connection to it.
     pub async fn connect(
         &self,
@@ -229,6 +353,9 @@ impl NodeHandle {
     ) -> Result<Connection, NodeError> {
         if self.shared.shutdown.is_cancelled() {
             return Err(NodeError::ShuttingDown);
+        }
+        if self.is_banned(peer) {
+            return Err(NodeError::Banned);
         }
         if let Some(conn) = self.connection(peer) {
             return Ok(conn);
@@ -302,7 +429,7 @@ impl NodeHandle {
 
     /// Serves one established connection: routes its incoming channels until
     /// it ends. Holds `permit` for the connection's life.
-    async fn serve(self, conn: Connection, permit: tokio::sync::OwnedSemaphorePermit) {
+    async fn serve(self, conn: Connection, permit: OwnedSemaphorePermit) {
         let _permit = permit;
         if self.shared.shutdown.is_cancelled() {
             conn.go_away(Reason::ShuttingDown, "node shutting down");

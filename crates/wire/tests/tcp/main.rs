@@ -487,3 +487,90 @@ async fn shutdown_says_go_away_to_every_peer() {
         .unwrap()
         .unwrap();
 }
+
+fn closed_reason(result: Result<skywire_wire::Connection, skywire_wire::ConnectError>) -> Reason {
+    match result {
+        Err(skywire_wire::ConnectError::Closed(close)) => close.reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn banned_peers_get_go_away_and_are_refused_until_unbanned() {
+    let node = TestNode::spawn().await;
+    let client = config(Limits::default());
+    let client_key = client.public_key();
+    let conn = driver::dial(node.addr(), &node.key(), &client)
+        .await
+        .unwrap();
+    node.handle
+        .ban(&client_key, Duration::from_secs(60), "misbehaved");
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed())
+        .await
+        .unwrap();
+    assert_eq!((closed.reason, closed.by_peer), (Reason::Banned, true));
+    assert_eq!(
+        closed_reason(driver::dial(node.addr(), &node.key(), &client).await),
+        Reason::Banned
+    );
+    assert!(matches!(
+        node.handle.connect(node.addr(), &client_key).await,
+        Err(skywire_wire::NodeError::Banned)
+    ));
+    node.handle.unban(&client_key);
+    driver::dial(node.addr(), &node.key(), &client)
+        .await
+        .unwrap();
+    node.assert_serving().await;
+}
+
+#[tokio::test]
+async fn peers_beyond_the_limit_get_too_many_peers() {
+    helpers::init_logging();
+    let node = skywire_wire::Node::bind(
+        skywire_wire::NodeConfig {
+            connection: config(Limits::default()),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections: 2,
+        },
+        [],
+    )
+    .await
+    .unwrap();
+    let handle = node.handle();
+    tokio::spawn(node.run());
+    let (addr, key) = (handle.local_addr(), handle.public_key());
+    let dial = || async move { driver::dial(addr, &key, &config(Limits::default())).await };
+    let first = dial().await.unwrap();
+    let _second = dial().await.unwrap();
+    assert_eq!(closed_reason(dial().await), Reason::TooManyPeers);
+    // A freed place is taken by the next peer.
+    first.go_away(Reason::Normal, "bye");
+    first.closed().await;
+    let mut admitted = None;
+    for _ in 0..50 {
+        match dial().await {
+            Ok(conn) => {
+                admitted = Some(conn);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert!(admitted.is_some(), "the freed place was never given out");
+}
+
+#[tokio::test]
+async fn a_node_dialing_itself_gets_self_connection() {
+    let node = TestNode::spawn().await;
+    let err = node
+        .handle
+        .connect(node.addr(), &node.key())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, skywire_wire::NodeError::Connect(skywire_wire::ConnectError::Closed(ref c)) if c.reason == Reason::SelfConnection),
+        "{err}"
+    );
+    node.assert_serving().await;
+}
