@@ -943,6 +943,9 @@ impl Channel {
 
 impl ChannelSender {
     /// Sends a whole message, waiting while the send buffers are full.
+    ///
+    /// Cancel-safe: if the future is dropped before it completes, the
+    /// message was not queued.
     pub async fn send(&mut self, message: Bytes) -> Result<(), ChannelError> {
         let shared = &self.inner.conn.shared;
         let key = self.inner.key;

@@ -574,3 +574,35 @@ async fn a_node_dialing_itself_gets_self_connection() {
     );
     node.assert_serving().await;
 }
+
+#[tokio::test]
+async fn a_reader_that_does_not_read_blocks_its_sender_with_bounded_memory() {
+    let node = TestNode::with(Limits::default(), vec![("hold/1".into(), hold_service())]).await;
+    let conn = node.client().await;
+    let mut ch = conn.open("hold/1", 0).await.unwrap();
+    let chunk = Bytes::from(vec![9u8; 64 << 10]);
+    let mut accepted = 0usize;
+    // Sends complete until the peer's window (256 KiB) and our send buffer
+    // (1 MiB) are full; then `send` waits for credit that never comes.
+    while tokio::time::timeout(Duration::from_millis(300), ch.send(chunk.clone()))
+        .await
+        .is_ok()
+    {
+        accepted += chunk.len();
+        assert!(
+            accepted <= 4 << 20,
+            "sender was never slowed: {accepted} bytes accepted"
+        );
+    }
+    assert!(
+        accepted >= 256 << 10,
+        "blocked before the window was used: {accepted} bytes"
+    );
+    // The connection itself is healthy: other channels still work.
+    let mut echo = conn.open("echo/1", 7).await.unwrap();
+    echo.send(Bytes::from_static(b"unaffected")).await.unwrap();
+    assert_eq!(
+        echo.recv().await.unwrap().unwrap(),
+        Bytes::from_static(b"unaffected")
+    );
+}
