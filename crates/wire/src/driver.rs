@@ -839,6 +839,26 @@ pub struct Channel {
     recv: ChannelReceiver,
 }
 
+/// Resets a channel by key; see [`Channel::resetter`].
+#[derive(Debug)]
+pub(crate) struct ChannelResetter {
+    conn: Connection,
+    key: ChannelKey,
+}
+
+impl ChannelResetter {
+    /// Resets the channel if it is still live.
+    pub(crate) fn reset(&self, reason: Reason, message: &str) {
+        let _ = self
+            .conn
+            .shared
+            .lock()
+            .session
+            .reset(self.key, reason, message);
+        self.conn.shared.writer.notify_one();
+    }
+}
+
 #[derive(Debug)]
 struct ChannelRef {
     conn: Connection,
@@ -933,6 +953,15 @@ impl Channel {
                 .request_qos(inner.key, priority, max_bytes_per_sec);
         inner.conn.shared.writer.notify_one();
         result
+    }
+
+    /// A handle that can reset this channel after the `Channel` itself is
+    /// gone (e.g. when the service holding it panicked).
+    pub(crate) fn resetter(&self) -> ChannelResetter {
+        ChannelResetter {
+            conn: self.send.inner.conn.clone(),
+            key: self.send.inner.key,
+        }
     }
 
     /// Splits into halves usable from two tasks.

@@ -10,10 +10,12 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use secp256k1::PublicKey;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -442,7 +444,15 @@ impl NodeHandle {
             match self.shared.services.get(incoming.service()) {
                 Some(service) => match incoming.accept() {
                     Ok(channel) => {
-                        self.shared.tasks.spawn(service(channel));
+                        let resetter = channel.resetter();
+                        let name = channel.service().to_owned();
+                        let run = AssertUnwindSafe(service(channel)).catch_unwind();
+                        self.shared.tasks.spawn(async move {
+                            if run.await.is_err() {
+                                tracing::error!(service = %name, "service panicked; channel reset");
+                                resetter.reset(Reason::Internal, "service failed");
+                            }
+                        });
                     }
                     Err(e) => tracing::debug!(error = %e, "accept failed"),
                 },

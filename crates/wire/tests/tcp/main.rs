@@ -606,3 +606,29 @@ async fn a_reader_that_does_not_read_blocks_its_sender_with_bounded_memory() {
         Bytes::from_static(b"unaffected")
     );
 }
+
+#[tokio::test]
+async fn a_panicking_service_resets_its_channel_with_internal() {
+    let panics: Service = Arc::new(|mut ch: Channel| {
+        Box::pin(async move {
+            let _ = ch.recv().await;
+            panic!("service bug (expected by the test)");
+        })
+    });
+    let node = TestNode::with(Limits::default(), vec![("panics/1".into(), panics)]).await;
+    let conn = node.client().await;
+    let mut ch = conn.open("panics/1", 0).await.unwrap();
+    ch.send(Bytes::from_static(b"boom")).await.unwrap();
+    let r = ch.recv().await;
+    assert!(
+        matches!(
+            r,
+            Err(ChannelError::Reset {
+                reason: Reason::Internal,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    node.assert_serving().await;
+}
