@@ -10,6 +10,7 @@ use skywire_wire::limits::Limits;
 use skywire_wire::node::DEFAULT_MAX_CONNECTIONS;
 use skywire_wire::session::LocalHello;
 use skywire_wire::{ConnectionConfig, Node, NodeConfig};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::peer::PeerAddr;
 
@@ -34,6 +35,10 @@ pub(crate) struct NodeArgs {
 }
 
 pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    // Registered before anything is announced, so a signal sent as soon as the
+    // node says it runs is never lost to the default action.
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let key = crate::keys::load_or_create(&args.data_dir)?;
     let secret_key =
         secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).context("invalid node key")?;
@@ -72,26 +77,14 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     }
     let stopper = handle.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
         tracing::info!("shutting down");
         stopper.shutdown();
     });
     node.run().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

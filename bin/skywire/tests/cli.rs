@@ -1,0 +1,258 @@
+//! The `skywire` binary end to end: keys, a node's lifecycle and signals,
+//! ping and bench against it, and two nodes joined with `--connect`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+
+use base64::Engine as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_skywire");
+
+fn golden(name: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/../../testdata/skycoin-cipher/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+#[test]
+fn keys_derive_reproduces_skycoin_wallets() {
+    let golden = golden("seed-0000.golden");
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(golden["seed"].as_str().unwrap())
+        .unwrap();
+    let seed = String::from_utf8(seed).unwrap();
+    let out = run(&["keys", "derive", "--seed", &seed, "--count", "5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5);
+    for (line, key) in lines.iter().zip(golden["keys"].as_array().unwrap()) {
+        for field in ["secret", "public", "address"] {
+            assert_eq!(line[field], key[field], "{field}");
+        }
+    }
+}
+
+/// A `skywire node` child whose log lines arrive on a channel.
+struct NodeProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// `PUBKEY@HOST:PORT` from the startup line.
+    dial: String,
+    /// The startup line itself.
+    startup: String,
+}
+
+impl NodeProcess {
+    fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "node",
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut node = Self {
+            child,
+            lines,
+            dial: String::new(),
+            startup: String::new(),
+        };
+        node.startup = node.wait_for("dial it as");
+        node.dial = node
+            .startup
+            .split("dial it as ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        node
+    }
+
+    /// Waits up to 10 s for a log line containing `needle`.
+    fn wait_for(&self, needle: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if strip_ansi(&line).contains(needle) {
+                return strip_ansi(&line);
+            }
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to 10 s for the process to exit; returns whether it succeeded.
+    fn wait_exit(&mut self) -> bool {
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("node did not exit");
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn node_lifecycle_ping_bench_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = NodeProcess::start(dir.path(), &[]);
+    let key_file = dir.path().join("node.key");
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let shown: serde_json::Value = serde_json::from_slice(
+        &run(&["keys", "show", "--data-dir", dir.path().to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    assert!(node.dial.starts_with(shown["public"].as_str().unwrap()));
+    // The node logs its node id and address at start.
+    assert!(
+        node.startup
+            .contains(&format!("node_id={}", shown["public"].as_str().unwrap())),
+        "{}",
+        node.startup
+    );
+    assert!(
+        node.startup
+            .contains(&format!("address={}", shown["address"].as_str().unwrap())),
+        "{}",
+        node.startup
+    );
+
+    let out = run(&["ping", &node.dial, "-c", "3", "-i", "0.05", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ping: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ping["count"], 3);
+
+    let out = run(&["bench", &node.dial, "--duration", "1", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bench: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(bench["echoed_bytes"].as_u64().unwrap() > 0);
+    assert!(bench["round_trips_per_sec"].as_f64().unwrap() > 0.0);
+
+    node.signal("-TERM");
+    assert!(node.wait_exit(), "node exits 0 on SIGTERM");
+
+    // Restart: same key.
+    let mut again = NodeProcess::start(dir.path(), &[]);
+    assert_eq!(again.dial.split('@').next(), node.dial.split('@').next());
+    again.signal("-INT");
+    assert!(again.wait_exit(), "node exits 0 on SIGINT");
+}
+
+#[test]
+fn a_readable_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&["keys", "derive", "--seed", "x", "--count", "1"]);
+    let key: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let path = dir.path().join("node.key");
+    std::fs::write(&path, key["secret"].as_str().unwrap()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&[
+        "node",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+}
+
+#[test]
+fn a_second_node_connects_with_connect() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = NodeProcess::start(a_dir.path(), &[]);
+    let b = NodeProcess::start(b_dir.path(), &["--connect", &a.dial]);
+    b.wait_for("connected");
+    a.wait_for("peer connected");
+}
+
+#[test]
+fn bad_arguments_fail_clearly() {
+    let out = run(&["ping", "not-a-peer"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PUBKEY@HOST:PORT"));
+    let out = run(&["ping", "02aa@127.0.0.1:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node id"));
+}
