@@ -241,17 +241,8 @@ fn ratio_summary(mode: SummaryMode) {
     let nodes = Nodes::new();
     let ecdh = EcdhOnly::new(&nodes);
     let result = compare(mode, || nodes.handshake(), || ecdh.run());
-    let verdict = match mode {
-        SummaryMode::Full if result.ratio >= 0.5 => "meets",
-        SummaryMode::Full => "MISSES",
-        SummaryMode::Smoke | SummaryMode::Skip => "not judged (smoke test)",
-    };
-    println!();
-    if mode == SummaryMode::Smoke {
-        println!("ratio (smoke test only: these numbers are not measurements)");
-    } else {
-        println!("ratio (median of 5 alternating rounds of 200 ms per side, one core)");
-    }
+    let verdict = mode.verdict(result.ratio, 0.5);
+    mode.print_heading("median of 5 alternating rounds of 200 ms per side, one core");
     println!(
         "  full handshake (3 acts, both sides): {:>9.2?}  = {:>7.0} handshakes/s/core",
         result.subject,

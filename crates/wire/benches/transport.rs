@@ -192,19 +192,10 @@ fn ratio_summary(mode: SummaryMode) {
     let mut link = SkywireLink::new();
     let mut raw = RawAead::new();
     let result = compare(mode, || link.seal_and_open(), || raw.encrypt_and_decrypt());
-    let verdict = match mode {
-        SummaryMode::Full if result.ratio >= 0.8 => "meets",
-        SummaryMode::Full => "MISSES",
-        SummaryMode::Smoke | SummaryMode::Skip => "not judged (smoke test)",
-    };
-    println!();
-    if mode == SummaryMode::Smoke {
-        println!("ratio (smoke test only: these numbers are not measurements)");
-    } else {
-        println!(
-            "ratio (65535-byte messages, seal + open, median of 5 alternating rounds of 200 ms per side)"
-        );
-    }
+    let verdict = mode.verdict(result.ratio, 0.8);
+    mode.print_heading(
+        "65535-byte messages, seal + open, median of 5 alternating rounds of 200 ms per side",
+    );
     println!(
         "  skywire transport:     {:>8.3} GiB/s  ({:>9.2?} per message)",
         gib_per_s(result.subject),

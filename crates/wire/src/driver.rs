@@ -848,14 +848,15 @@ pub(crate) struct ChannelResetter {
 
 impl ChannelResetter {
     /// Resets the channel if it is still live.
-    pub(crate) fn reset(&self, reason: Reason, message: &str) {
-        let _ = self
+    pub(crate) fn reset(&self, reason: Reason, message: &str) -> Result<(), ChannelError> {
+        let result = self
             .conn
             .shared
             .lock()
             .session
             .reset(self.key, reason, message);
         self.conn.shared.writer.notify_one();
+        result
     }
 }
 
@@ -926,15 +927,7 @@ impl Channel {
 
     /// Resets the channel: both directions end now.
     pub fn reset(&mut self, reason: Reason, message: &str) -> Result<(), ChannelError> {
-        let inner = &self.send.inner;
-        let result = inner
-            .conn
-            .shared
-            .lock()
-            .session
-            .reset(inner.key, reason, message);
-        inner.conn.shared.writer.notify_one();
-        result
+        self.resetter().reset(reason, message)
     }
 
     /// Asks the peer to send at `priority`, capped at `max_bytes_per_sec`.

@@ -450,7 +450,7 @@ impl NodeHandle {
                         self.shared.tasks.spawn(async move {
                             if run.await.is_err() {
                                 tracing::error!(service = %name, "service panicked; channel reset");
-                                resetter.reset(Reason::Internal, "service failed");
+                                let _ = resetter.reset(Reason::Internal, "service failed");
                             }
                         });
                     }

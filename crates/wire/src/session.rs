@@ -669,8 +669,7 @@ impl Session {
         channel: u32,
         answer: Option<(Reason, String)>,
     ) -> Result<(), ProtocolViolation> {
-        let id = channel_id(channel)?;
-        let Some(key) = self.lookup(id)? else {
+        let Some((id, key)) = self.lookup(channel)? else {
             return Ok(());
         };
         let Some(ch) = self.channels.get_mut(&key) else {
@@ -694,8 +693,7 @@ impl Session {
     }
 
     fn handle_close(&mut self, close: pb::Close) -> Result<(), ProtocolViolation> {
-        let id = channel_id(close.channel)?;
-        let Some(key) = self.lookup(id)? else {
+        let Some((id, key)) = self.lookup(close.channel)? else {
             return Ok(());
         };
         let reason = Reason::try_from(close.reason).unwrap_or(Reason::Unspecified);
@@ -732,8 +730,7 @@ impl Session {
     }
 
     fn handle_window(&mut self, window: pb::Window) -> Result<(), ProtocolViolation> {
-        let id = channel_id(window.channel)?;
-        let Some(key) = self.lookup(id)? else {
+        let Some((id, key)) = self.lookup(window.channel)? else {
             return Ok(());
         };
         let Some(ch) = self.channels.get_mut(&key) else {
@@ -772,8 +769,7 @@ impl Session {
     }
 
     fn handle_qos(&mut self, now: Instant, qos: pb::Qos) -> Result<(), ProtocolViolation> {
-        let id = channel_id(qos.channel)?;
-        let Some(key) = self.lookup(id)? else {
+        let Some((_, key)) = self.lookup(qos.channel)? else {
             return Ok(());
         };
         if let Some(ch) = self.channels.get_mut(&key) {
@@ -793,7 +789,7 @@ impl Session {
         if self.state == State::AwaitingHello {
             return Err(violation(Reason::ProtocolError, "first frame is not Hello"));
         }
-        let Some(key) = self.lookup(id)? else {
+        let Some((_, key)) = self.lookup(u32::from(id))? else {
             return Ok(());
         };
         let max_message = self.config.limits.max_message_size as usize;
@@ -839,12 +835,14 @@ impl Session {
         Ok(())
     }
 
-    /// Finds the live channel with wire id `id`: `Ok(None)` for one that was
-    /// used and is gone (its frames are discarded silently), an error for one
-    /// that was never opened.
-    fn lookup(&self, id: u16) -> Result<Option<ChannelKey>, ProtocolViolation> {
+    /// Finds the live channel that a frame or control message names: its id
+    /// and key, `Ok(None)` for one that was used and is gone (its frames are
+    /// discarded silently), an error for an invalid id or one that was never
+    /// opened.
+    fn lookup(&self, channel: u32) -> Result<Option<(u16, ChannelKey)>, ProtocolViolation> {
+        let id = channel_id(channel)?;
         match self.by_id.get(&id) {
-            Some(&key) => Ok(Some(key)),
+            Some(&key) => Ok(Some((id, key))),
             None if self.used_ids.contains(id) => Ok(None),
             None => Err(violation(
                 Reason::ProtocolError,

@@ -35,6 +35,26 @@ impl SummaryMode {
         }
     }
 
+    /// Whether `ratio` meets `target`, as the summary says it.
+    pub(crate) fn verdict(self, ratio: f64, target: f64) -> &'static str {
+        match self {
+            Self::Full if ratio >= target => "meets",
+            Self::Full => "MISSES",
+            Self::Smoke | Self::Skip => "not judged (smoke test)",
+        }
+    }
+
+    /// Prints the summary's heading: `what` was measured, or that a smoke
+    /// test's numbers are not measurements.
+    pub(crate) fn print_heading(self, what: &str) {
+        println!();
+        if self == Self::Smoke {
+            println!("ratio (smoke test only: these numbers are not measurements)");
+        } else {
+            println!("ratio ({what})");
+        }
+    }
+
     /// Rounds and time per side per round.
     const fn plan(self) -> (usize, Duration) {
         match self {
