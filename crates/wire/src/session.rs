@@ -241,6 +241,43 @@ enum State {
     Closing { reason: Reason },
 }
 
+/// Control frames waiting to be sent. Once GoAway is queued, or the peer's
+/// arrived, nothing more is queued: GoAway is the last frame a side sends
+/// (SWP1.md section 7), whatever services still call.
+#[derive(Debug)]
+struct ControlQueue {
+    frames: VecDeque<Msg>,
+    closed: bool,
+}
+
+impl ControlQueue {
+    fn push(&mut self, msg: Msg) {
+        if !self.closed {
+            self.frames.push_back(msg);
+        }
+    }
+
+    /// Drops what is queued, queues `go_away` (if we are the side closing)
+    /// as the last frame, and refuses everything after.
+    fn close(&mut self, go_away: Option<Msg>) {
+        self.frames.clear();
+        self.frames.extend(go_away);
+        self.closed = true;
+    }
+
+    fn pop(&mut self) -> Option<Msg> {
+        self.frames.pop_front()
+    }
+
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
 /// A token bucket counting frames.
 #[derive(Debug, Clone)]
 struct FrameBucket {
@@ -319,7 +356,7 @@ pub struct Session {
     /// Channels the peer opened that are not finished: bounded by ours.
     remote_open: u32,
 
-    control_out: VecDeque<Msg>,
+    control_out: ControlQueue,
     events: VecDeque<Event>,
 
     incomplete_total: usize,
@@ -372,7 +409,10 @@ impl Session {
             next_local_id: first_local_id,
             local_open: 0,
             remote_open: 0,
-            control_out: VecDeque::from([Msg::Hello(hello)]),
+            control_out: ControlQueue {
+                frames: VecDeque::from([Msg::Hello(hello)]),
+                closed: false,
+            },
             events: VecDeque::new(),
             incomplete_total: 0,
             send_total: 0,
@@ -529,7 +569,7 @@ impl Session {
                     ));
                 }
                 self.control_out
-                    .push_back(Msg::Pong(pb::Pong { nonce: ping.nonce }));
+                    .push(Msg::Pong(pb::Pong { nonce: ping.nonce }));
                 Ok(())
             }
             Msg::Pong(pong) => {
@@ -604,7 +644,7 @@ impl Session {
             reason,
             message: go_away.message,
         });
-        self.control_out.clear();
+        self.control_out.close(None);
         self.state = State::Closing { reason };
         self.notify_all_channels();
     }
@@ -632,13 +672,12 @@ impl Session {
             })
         };
         if !matches!(self.state, State::Established) {
-            self.control_out
-                .push_back(reject(Reason::Refused, "going away"));
+            self.control_out.push(reject(Reason::Refused, "going away"));
             return Ok(());
         }
         if self.remote_open >= self.config.limits.max_channels {
             self.control_out
-                .push_back(reject(Reason::TooManyChannels, "channel limit reached"));
+                .push(reject(Reason::TooManyChannels, "channel limit reached"));
             return Ok(());
         }
         let priority = clamp_priority(open.priority);
@@ -889,7 +928,7 @@ impl Session {
             self.config.limits.initial_window,
         ));
         self.local_open += 1;
-        self.control_out.push_back(Msg::Open(pb::Open {
+        self.control_out.push(Msg::Open(pb::Open {
             channel: id.into(),
             service: service.to_owned(),
             priority: priority.into(),
@@ -905,7 +944,7 @@ impl Session {
             .ok_or(ChannelError::UnknownChannel)?;
         if ch.state == ChannelState::Incoming {
             ch.state = ChannelState::Open;
-            self.control_out.push_back(Msg::Accept(pb::Accept {
+            self.control_out.push(Msg::Accept(pb::Accept {
                 channel: ch.id.into(),
             }));
         }
@@ -926,7 +965,7 @@ impl Session {
         if ch.state != ChannelState::Incoming {
             return Ok(());
         }
-        self.control_out.push_back(Msg::Reject(pb::Reject {
+        self.control_out.push(Msg::Reject(pb::Reject {
             channel: ch.id.into(),
             reason: reason.into(),
             message: message.into(),
@@ -1098,7 +1137,7 @@ impl Session {
     pub fn set_services(&mut self, services: Vec<pb::ServiceAd>) {
         if self.is_established() {
             self.control_out
-                .push_back(Msg::Services(pb::Services { services }));
+                .push(Msg::Services(pb::Services { services }));
         }
     }
 
@@ -1115,7 +1154,7 @@ impl Session {
             .get(&key)
             .ok_or(ChannelError::UnknownChannel)?;
         check_usable(ch)?;
-        self.control_out.push_back(Msg::Qos(pb::Qos {
+        self.control_out.push(Msg::Qos(pb::Qos {
             channel: ch.id.into(),
             priority: priority.min(MAX_PRIORITY).into(),
             max_bytes_per_sec,
@@ -1153,11 +1192,7 @@ impl Session {
     /// Appends the next frame to send to `out` (header and body, ready to
     /// encrypt) and returns true, or returns false if nothing may be sent now.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
-        if let Some(msg) = self.control_out.pop_front() {
-            if let Msg::GoAway(_) = msg {
-                // Nothing follows a GoAway.
-                self.control_out.clear();
-            }
+        if let Some(msg) = self.control_out.pop() {
             self.put_control(out, msg);
             self.last_send = now;
             return true;
@@ -1171,7 +1206,7 @@ impl Session {
         }
         // A draining session whose queues just emptied sends its GoAway.
         self.maybe_finish_draining(now);
-        if let Some(msg) = self.control_out.pop_front() {
+        if let Some(msg) = self.control_out.pop() {
             self.put_control(out, msg);
             self.last_send = now;
             return true;
@@ -1405,7 +1440,7 @@ impl Session {
         let Some(ch) = self.channels.get_mut(&key) else {
             return;
         };
-        self.control_out.push_back(Msg::Close(pb::Close {
+        self.control_out.push(Msg::Close(pb::Close {
             channel: ch.id.into(),
             reason: reason.into(),
             message: message.clone(),
@@ -1424,7 +1459,7 @@ impl Session {
             return;
         }
         ch.send_fin = SendFin::Sent;
-        self.control_out.push_back(Msg::Close(pb::Close {
+        self.control_out.push(Msg::Close(pb::Close {
             channel: ch.id.into(),
             reason: Reason::Normal.into(),
             message: String::new(),
@@ -1474,11 +1509,10 @@ impl Session {
         if matches!(self.state, State::Closing { .. }) {
             return;
         }
-        self.control_out.clear();
-        self.control_out.push_back(Msg::GoAway(pb::GoAway {
+        self.control_out.close(Some(Msg::GoAway(pb::GoAway {
             reason: reason.into(),
             message,
-        }));
+        })));
         self.state = State::Closing { reason };
         self.notify_all_channels();
     }
@@ -1490,7 +1524,7 @@ impl Session {
             self.pings.pop_front();
         }
         self.pings.push_back((nonce, now));
-        self.control_out.push_back(Msg::Ping(pb::Ping {
+        self.control_out.push(Msg::Ping(pb::Ping {
             nonce,
             padding: vec![0; padding].into(),
         }));

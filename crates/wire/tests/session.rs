@@ -893,3 +893,55 @@ fn control_floods_are_rate_limited() {
         .unwrap();
     }
 }
+
+/// Found by the `control_decode` fuzz target: service calls made after GoAway
+/// must not put frames on the wire after it.
+#[test]
+fn nothing_is_sent_after_go_away() {
+    for peer_sent_it in [false, true] {
+        let (mut b, now) = raw_peer(Limits::default());
+        b.handle_frame(now, open_msg(1)).unwrap();
+        b.handle_frame(now, open_msg(3)).unwrap();
+        let keys: Vec<ChannelKey> = events(&mut b)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::IncomingChannel { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
+        b.accept(keys[0]).unwrap();
+        drain(&mut b, now);
+        if peer_sent_it {
+            b.handle_frame(
+                now,
+                control(Msg::GoAway(pb::GoAway {
+                    reason: Reason::Normal as i32,
+                    message: String::new(),
+                })),
+            )
+            .unwrap();
+        } else {
+            // A second Hello is a protocol error: we send GoAway.
+            assert!(b.handle_frame(now, control(hello())).is_err());
+        }
+        b.ping(now, 0);
+        let _ = b.accept(keys[1]);
+        let _ = b.request_qos(keys[0], 7, 0);
+        let _ = b.finish(keys[0]);
+        let _ = b.reset(keys[0], Reason::Refused, "late");
+        b.release(keys[1]);
+        b.set_services(vec![]);
+        let frames = drain(&mut b, now);
+        let expected = if peer_sent_it { 0 } else { 1 };
+        assert_eq!(
+            frames.len(),
+            expected,
+            "frames after GoAway: {:?}",
+            frames.iter().map(|f| control_of(f)).collect::<Vec<_>>()
+        );
+        if !peer_sent_it {
+            assert_eq!(go_away_of(&frames), Some(Reason::ProtocolError));
+        }
+        assert!(b.is_closed());
+    }
+}
