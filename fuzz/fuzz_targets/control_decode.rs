@@ -28,7 +28,6 @@
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -177,13 +176,6 @@ struct Peer {
     frames_out: usize,
     go_away_sent: bool,
     go_away_received: bool,
-}
-
-/// `SKYWIRE_FUZZ_ALLOW_FRAMES_AFTER_GOAWAY` set: do not fail on frames sent
-/// after GoAway (a known bug, see README.md), to fuzz past it.
-fn allow_frames_after_go_away() -> bool {
-    static ALLOW: OnceLock<bool> = OnceLock::new();
-    *ALLOW.get_or_init(|| std::env::var_os("SKYWIRE_FUZZ_ALLOW_FRAMES_AFTER_GOAWAY").is_some())
 }
 
 impl Peer {
@@ -594,7 +586,7 @@ impl Peer {
             }
             assert!(out.len() <= MAX_MESSAGE_LEN, "{}-byte frame", out.len());
             let frame = Frame::decode(&out).expect("session sent an invalid frame");
-            if (self.go_away_sent || self.go_away_received) && !allow_frames_after_go_away() {
+            if self.go_away_sent || self.go_away_received {
                 let what = if frame.channel == CONTROL_CHANNEL {
                     format!("{:?}", pb::Control::decode(frame.body).map(|c| c.msg))
                 } else {
