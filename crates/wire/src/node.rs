@@ -183,7 +183,9 @@ impl Node {
             .collect();
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
-        if connection.hello.listen_addrs.is_empty() {
+        // Advertise the bound address unless told otherwise, but never a
+        // wildcard such as 0.0.0.0: peers could not dial it.
+        if connection.hello.listen_addrs.is_empty() && !local_addr.ip().is_unspecified() {
             connection.hello.listen_addrs.push(local_addr.to_string());
         }
         let shared = Arc::new(NodeShared {

@@ -65,6 +65,7 @@ async fn two_nodes_connect_by_key_and_share_one_connection() {
     assert_eq!(b.handle.connections()[0].remote_key(), a.key());
     let hello = ab.peer_hello().unwrap();
     assert!(hello.services.iter().any(|s| s.name == "echo/1"));
+    assert_eq!(hello.listen_addrs, vec![b.addr().to_string()]);
 }
 
 #[tokio::test]
