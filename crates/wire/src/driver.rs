@@ -292,10 +292,9 @@ impl IncomingChannel {
 
     /// Accepts the channel.
     pub fn accept(self) -> Result<Channel, ChannelError> {
-        let mut inner = self.conn.shared.lock();
-        inner.session.accept(self.key)?;
-        drop(inner);
-        self.conn.shared.writer.notify_one();
+        self.conn
+            .shared
+            .command(|inner| inner.session.accept(self.key))?;
         Ok(Channel::new(
             self.conn.clone(),
             self.key,
@@ -305,10 +304,10 @@ impl IncomingChannel {
 
     /// Rejects the channel with `reason`.
     pub fn reject(self, reason: Reason, message: &str) {
-        let mut inner = self.conn.shared.lock();
-        let _ = inner.session.reject(self.key, reason, message);
-        drop(inner);
-        self.conn.shared.writer.notify_one();
+        let _ = self
+            .conn
+            .shared
+            .command(|inner| inner.session.reject(self.key, reason, message));
     }
 }
 
@@ -406,6 +405,14 @@ impl Shared {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs a command on the session, then wakes the writer, which may now
+    /// have frames to send.
+    fn command<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let result = f(&mut self.lock());
+        self.writer.notify_one();
+        result
     }
 }
 
@@ -706,13 +713,11 @@ impl Connection {
 
     /// Opens a channel to `service` and waits for the peer's answer.
     pub async fn open(&self, service: &str, priority: u8) -> Result<Channel, OpenChannelError> {
-        let key = {
-            let mut inner = self.shared.lock();
+        let key = self.shared.command(|inner| {
             let key = inner.session.open(service, priority)?;
             inner.wakers.insert(key, Wakers::default());
-            key
-        };
-        self.shared.writer.notify_one();
+            Ok::<_, OpenError>(key)
+        })?;
         // Dropping this future before the answer releases the channel.
         let channel = Channel::new(self.clone(), key, service.to_owned());
         poll_fn(|cx| {
@@ -771,17 +776,15 @@ impl Connection {
     /// Sends a Ping with `padding` bytes and waits for its Pong; returns the
     /// round-trip time.
     pub async fn ping(&self, padding: usize) -> Result<Duration, CloseReason> {
-        let rx = {
-            let mut inner = self.shared.lock();
+        let rx = self.shared.command(|inner| {
             if let Some(reason) = &inner.closed {
                 return Err(reason.clone());
             }
             let nonce = inner.session.ping(Instant::now(), padding);
             let (tx, rx) = oneshot::channel();
             inner.pongs.insert(nonce, tx);
-            rx
-        };
-        self.shared.writer.notify_one();
+            Ok(rx)
+        })?;
         match rx.await {
             Ok(rtt) => Ok(rtt),
             Err(_) => Err(self.close_reason().unwrap_or(CloseReason {
@@ -794,17 +797,14 @@ impl Connection {
 
     /// Replaces the services advertised to the peer.
     pub fn set_services(&self, services: Vec<ServiceAd>) {
-        self.shared.lock().session.set_services(services);
-        self.shared.writer.notify_one();
+        self.shared
+            .command(|inner| inner.session.set_services(services));
     }
 
     /// Starts a graceful shutdown: queued data is sent, then GoAway.
     pub fn go_away(&self, reason: Reason, message: &str) {
         self.shared
-            .lock()
-            .session
-            .go_away(Instant::now(), reason, message);
-        self.shared.writer.notify_one();
+            .command(|inner| inner.session.go_away(Instant::now(), reason, message));
     }
 }
 
@@ -849,14 +849,9 @@ pub(crate) struct ChannelResetter {
 impl ChannelResetter {
     /// Resets the channel if it is still live.
     pub(crate) fn reset(&self, reason: Reason, message: &str) -> Result<(), ChannelError> {
-        let result = self
-            .conn
+        self.conn
             .shared
-            .lock()
-            .session
-            .reset(self.key, reason, message);
-        self.conn.shared.writer.notify_one();
-        result
+            .command(|inner| inner.session.reset(self.key, reason, message))
     }
 }
 
@@ -869,11 +864,10 @@ struct ChannelRef {
 
 impl Drop for ChannelRef {
     fn drop(&mut self) {
-        let mut inner = self.conn.shared.lock();
-        inner.wakers.remove(&self.key);
-        inner.session.release(self.key);
-        drop(inner);
-        self.conn.shared.writer.notify_one();
+        self.conn.shared.command(|inner| {
+            inner.wakers.remove(&self.key);
+            inner.session.release(self.key);
+        });
     }
 }
 
@@ -936,16 +930,12 @@ impl Channel {
         priority: u8,
         max_bytes_per_sec: u64,
     ) -> Result<(), ChannelError> {
-        let inner = &self.send.inner;
-        let result =
-            inner
-                .conn
-                .shared
-                .lock()
-                .session
-                .request_qos(inner.key, priority, max_bytes_per_sec);
-        inner.conn.shared.writer.notify_one();
-        result
+        let key = self.send.inner.key;
+        self.send
+            .inner
+            .conn
+            .shared
+            .command(|inner| inner.session.request_qos(key, priority, max_bytes_per_sec))
     }
 
     /// A handle that can reset this channel after the `Channel` itself is
@@ -997,10 +987,11 @@ impl ChannelSender {
 
     /// Half-closes our side after the queued data.
     pub fn finish(&mut self) -> Result<(), ChannelError> {
-        let shared = &self.inner.conn.shared;
-        let result = shared.lock().session.finish(self.inner.key);
-        shared.writer.notify_one();
-        result
+        let key = self.inner.key;
+        self.inner
+            .conn
+            .shared
+            .command(|inner| inner.session.finish(key))
     }
 }
 
