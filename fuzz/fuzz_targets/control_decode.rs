@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
+use skywire_fuzz::Input;
 use skywire_wire::frame::{CONTROL_CHANNEL, Frame, MAX_FRAME_BODY, put_header};
 use skywire_wire::limits::{
     DEFAULT_INITIAL_WINDOW, DEFAULT_MAX_MESSAGE_SIZE, HARD_MAX_MESSAGE_SIZE, Limits, MAX_CREDIT,
@@ -57,7 +58,7 @@ const TRANSMIT_PER_STEP: usize = 16;
 
 fuzz_target!(|data: &[u8]| {
     control_round_trip(data);
-    let mut input = Input { data };
+    let mut input = Input::new(data);
     Peer::new(&mut input).run(&mut input);
 });
 
@@ -68,57 +69,6 @@ fn control_round_trip(data: &[u8]) {
         let encoded = control.encode_to_vec();
         let again = pb::Control::decode(&encoded[..]).expect("re-encoded Control decodes");
         assert_eq!(control, again, "Control changed in a round trip");
-    }
-}
-
-/// A cursor over the fuzz input; reads past the end give zeros.
-struct Input<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    fn u8(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
-        }
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.u8(), self.u8()])
-    }
-
-    fn u32(&mut self) -> u32 {
-        u32::from_be_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-
-    fn u64(&mut self) -> u64 {
-        (u64::from(self.u32()) << 32) | u64::from(self.u32())
-    }
-
-    /// Up to `n` bytes (fewer at the end of the input).
-    fn take(&mut self, n: usize) -> &'a [u8] {
-        let (head, rest) = self.data.split_at(n.min(self.data.len()));
-        self.data = rest;
-        head
-    }
-
-    /// A short string from the input (possibly not UTF-8, then lossy).
-    fn string(&mut self) -> String {
-        let len = usize::from(self.u8() % 16);
-        String::from_utf8_lossy(self.take(len)).into_owned()
-    }
-
-    fn reason(&mut self) -> i32 {
-        // 18 and up are not Reasons: unknown enum values must be tolerated.
-        i32::from(self.u8() % 20)
     }
 }
 

@@ -36,6 +36,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use secp256k1::{PublicKey, SecretKey};
+use skywire_fuzz::Input;
 use skywire_wire::noise::{
     ACT_ONE_LEN, ACT_THREE_LEN, ACT_TWO_LEN, Decryptor, Encryptor, HandshakeError,
     InitiatorHandshake, LENGTH_HEADER_LEN, MAX_MESSAGE_LEN, PROLOGUE, ResponderHandshake, TAG_LEN,
@@ -96,55 +97,23 @@ fn valid_acts() -> &'static ValidActs {
     })
 }
 
-/// A cursor over the fuzz input; reads past the end give zeros.
-struct Input<'a> {
-    data: &'a [u8],
-}
-
-impl<'a> Input<'a> {
-    fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    fn u8(&mut self) -> u8 {
-        match self.data.split_first() {
-            Some((&b, rest)) => {
-                self.data = rest;
-                b
-            }
-            None => 0,
+/// An act: its length from a length byte, its bytes raw or XORed onto
+/// `valid`.
+fn act(input: &mut Input<'_>, valid: &[u8], xor: bool) -> Vec<u8> {
+    let len_byte = input.u8();
+    let len = if len_byte < 0x80 {
+        valid.len()
+    } else {
+        usize::from(len_byte & 0x7f)
+    };
+    let mut act = input.take(len).to_vec();
+    act.resize(len, 0);
+    if xor {
+        for (a, v) in act.iter_mut().zip(valid) {
+            *a ^= v;
         }
     }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_be_bytes([self.u8(), self.u8()])
-    }
-
-    /// Up to `n` bytes (fewer at the end of the input).
-    fn take(&mut self, n: usize) -> &'a [u8] {
-        let (head, rest) = self.data.split_at(n.min(self.data.len()));
-        self.data = rest;
-        head
-    }
-
-    /// An act: its length from a length byte, its bytes raw or XORed onto
-    /// `valid`.
-    fn act(&mut self, valid: &[u8], xor: bool) -> Vec<u8> {
-        let len_byte = self.u8();
-        let len = if len_byte < 0x80 {
-            valid.len()
-        } else {
-            usize::from(len_byte & 0x7f)
-        };
-        let mut act = self.take(len).to_vec();
-        act.resize(len, 0);
-        if xor {
-            for (a, v) in act.iter_mut().zip(valid) {
-                *a ^= v;
-            }
-        }
-        act
-    }
+    act
 }
 
 fn expect_wrong_length(
@@ -186,14 +155,14 @@ fn check_act_error(err: HandshakeError, act_no: u8, act: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let acts = valid_acts();
-    let mut input = Input { data };
+    let mut input = Input::new(data);
     let mode = input.u8();
     let xor = mode & 0x80 != 0;
 
     match mode & 3 {
         0 => {
             // Responder: act one, then act three.
-            let act_one = input.act(&acts.one, xor);
+            let act_one = act(&mut input, &acts.one, xor);
             let result = responder().read_act_one(&act_one);
             if act_one.len() != ACT_ONE_LEN {
                 return expect_wrong_length(result, 1, act_one.len(), ACT_ONE_LEN);
@@ -211,7 +180,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             }
             assert_eq!(act_two, acts.two, "act two is not deterministic");
-            let act_three = input.act(&acts.three, xor);
+            let act_three = act(&mut input, &acts.three, xor);
             let result = awaiting.read_act_three(&act_three);
             if act_three.len() != ACT_THREE_LEN {
                 return expect_wrong_length(result, 3, act_three.len(), ACT_THREE_LEN);
@@ -239,7 +208,7 @@ fuzz_target!(|data: &[u8]| {
             // Initiator: act two.
             let (init, act_one) = initiator();
             assert_eq!(act_one, acts.one, "act one is not deterministic");
-            let act_two = input.act(&acts.two, xor);
+            let act_two = act(&mut input, &acts.two, xor);
             let result = init.read_act_two(&act_two);
             if act_two.len() != ACT_TWO_LEN {
                 return expect_wrong_length(result, 2, act_two.len(), ACT_TWO_LEN);
