@@ -266,14 +266,5 @@ fn overhead_breakdown(mode: SummaryMode, measured: Duration) {
 }
 
 fn main() {
-    let mode = SummaryMode::from_args();
-    let mut criterion = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args();
-    criterion_groups(&mut criterion);
-    criterion.final_summary();
-    if mode != SummaryMode::Skip {
-        ratio_summary(mode);
-    }
+    common::run(Duration::from_secs(3), criterion_groups, ratio_summary);
 }

@@ -290,15 +290,7 @@ impl InitiatorHandshake {
         final_tag.copy_from_slice(&tag);
 
         let (initiator_to_responder, responder_to_initiator) = state.split();
-        let transport = Transport {
-            encryptor: Encryptor {
-                cipher: initiator_to_responder,
-            },
-            decryptor: Decryptor {
-                cipher: responder_to_initiator,
-                pending_body: None,
-            },
-        };
+        let transport = Transport::new(initiator_to_responder, responder_to_initiator);
         Ok((act_three, transport))
     }
 }
@@ -421,15 +413,7 @@ impl ResponderAwaitingActThree {
             .map_err(|AuthenticationFailed| HandshakeError::BadTag { act: 3 })?;
 
         let (initiator_to_responder, responder_to_initiator) = state.split();
-        let transport = Transport {
-            encryptor: Encryptor {
-                cipher: responder_to_initiator,
-            },
-            decryptor: Decryptor {
-                cipher: initiator_to_responder,
-                pending_body: None,
-            },
-        };
+        let transport = Transport::new(responder_to_initiator, initiator_to_responder);
         Ok((remote_static, transport))
     }
 }
@@ -452,6 +436,17 @@ pub struct Transport {
 }
 
 impl Transport {
+    /// A transport that sends with `send` and receives with `recv`.
+    fn new(send: CipherState, recv: CipherState) -> Self {
+        Self {
+            encryptor: Encryptor { cipher: send },
+            decryptor: Decryptor {
+                cipher: recv,
+                pending_body: None,
+            },
+        }
+    }
+
     /// Splits the session into its sending and receiving halves, which can be
     /// moved to different tasks.
     #[must_use]

@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use criterion::Criterion;
+
 /// How much of the ratio summary to run, from the arguments criterion sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SummaryMode {
@@ -131,4 +133,19 @@ pub(crate) fn time_per_call(budget: Duration, f: &mut impl FnMut()) -> Duration 
 fn median(times: &mut [Duration]) -> Duration {
     times.sort_unstable();
     times[times.len() / 2]
+}
+
+/// A bench's `main`: its criterion `groups` measured for `measurement` each,
+/// then its ratio `summary` unless criterion was only listing.
+pub(crate) fn run(measurement: Duration, groups: fn(&mut Criterion), summary: fn(SummaryMode)) {
+    let mode = SummaryMode::from_args();
+    let mut criterion = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(measurement)
+        .configure_from_args();
+    groups(&mut criterion);
+    criterion.final_summary();
+    if mode != SummaryMode::Skip {
+        summary(mode);
+    }
 }
