@@ -22,6 +22,13 @@ use skywire_proto::wire::v1::Reason;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelKey(pub(crate) u64);
 
+impl ChannelKey {
+    /// The key as a number, unique within its connection.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// Where a channel stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelState {

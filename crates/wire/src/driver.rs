@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -222,6 +223,7 @@ async fn start(
         reader: Notify::new(),
         remote,
         peer_addr,
+        id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
         role,
     });
     let (encryptor, decryptor) = transport.into_split();
@@ -288,6 +290,11 @@ impl IncomingChannel {
     /// The requested priority.
     pub fn priority(&self) -> u8 {
         self.priority
+    }
+
+    /// The channel's key, which the accepted [`Channel`] keeps.
+    pub fn key(&self) -> ChannelKey {
+        self.key
     }
 
     /// Accepts the channel.
@@ -397,7 +404,11 @@ struct Shared {
     remote: PublicKey,
     peer_addr: SocketAddr,
     role: Role,
+    id: u64,
 }
+
+/// Source of [`Connection::id`]s.
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -651,6 +662,11 @@ impl Connection {
         self.shared.remote
     }
 
+    /// A number no other connection in this process has had.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
     /// Whether both handles are the same connection.
     pub fn same(&self, other: &Connection) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
@@ -899,6 +915,11 @@ impl Channel {
         &self.send.inner.service
     }
 
+    /// The channel's key, unique within its connection.
+    pub fn key(&self) -> ChannelKey {
+        self.send.inner.key
+    }
+
     /// The connection it belongs to.
     pub fn connection(&self) -> &Connection {
         &self.send.inner.conn
@@ -992,6 +1013,15 @@ impl ChannelSender {
             .conn
             .shared
             .command(|inner| inner.session.finish(key))
+    }
+
+    /// Resets the channel (both directions) with `reason`.
+    pub fn reset(&mut self, reason: Reason, message: &str) -> Result<(), ChannelError> {
+        let key = self.inner.key;
+        self.inner
+            .conn
+            .shared
+            .command(|inner| inner.session.reset(key, reason, message))
     }
 }
 

@@ -30,7 +30,7 @@ pub use channel::{ChannelKey, ChannelState};
 pub use driver::{
     Channel, CloseReason, ConnectError, Connection, ConnectionConfig, IncomingChannel,
 };
-pub use node::{Node, NodeConfig, NodeError, NodeHandle, Service};
+pub use node::{Hooks, NoHooks, Node, NodeConfig, NodeError, NodeHandle, Service};
 pub use session::{Event, Role, Session, SessionConfig};
 pub use skywire_proto::wire::v1 as pb;
 pub use skywire_proto::wire::v1::Reason;

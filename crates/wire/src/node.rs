@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
@@ -22,7 +22,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::driver::{self, Channel, ConnectError, Connection, ConnectionConfig, Refusal};
+use crate::driver::{
+    self, Channel, CloseReason, ConnectError, Connection, ConnectionConfig, IncomingChannel,
+    Refusal,
+};
 use crate::limits::DRAIN_TIMEOUT;
 use crate::session::Role;
 use skywire_proto::wire::v1::{Reason, ServiceAd};
@@ -45,6 +48,38 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A service: called with each accepted channel that names it.
 pub type Service = Arc<dyn Fn(Channel) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// What a node does beyond its own services: route channels for services it
+/// does not hold, and hear about connections coming and going. The gateway
+/// implements it to bridge channels to services over the bus.
+///
+/// Every method is called from the connection's task and must not block:
+/// spawn anything that waits.
+pub trait Hooks: Send + Sync + 'static {
+    /// A channel for a service that is not one of the node's own. The default
+    /// rejects it with `REASON_UNKNOWN_SERVICE`.
+    fn route(&self, conn: &Connection, incoming: IncomingChannel) {
+        let _ = conn;
+        let message = format!("no service {:?}", incoming.service());
+        incoming.reject(Reason::UnknownService, &message);
+    }
+
+    /// `conn` is now the connection to its peer (it won any duplicate race).
+    fn connected(&self, conn: &Connection) {
+        let _ = conn;
+    }
+
+    /// A connection that [`Hooks::connected`] announced has ended.
+    fn disconnected(&self, conn: &Connection, reason: &CloseReason) {
+        let _ = (conn, reason);
+    }
+}
+
+/// The default [`Hooks`]: unknown services are rejected.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {}
 
 /// Node settings.
 #[derive(Debug, Clone)]
@@ -76,8 +111,11 @@ pub enum NodeError {
 }
 
 struct NodeShared {
-    config: ConnectionConfig,
+    /// Read for every new connection; written when the advertised services
+    /// change.
+    config: RwLock<ConnectionConfig>,
     services: HashMap<String, Service>,
+    hooks: Arc<dyn Hooks>,
     peers: Mutex<HashMap<[u8; 33], Connection>>,
     bans: Mutex<HashMap<[u8; 33], Instant>>,
     permits: Arc<Semaphore>,
@@ -88,6 +126,13 @@ struct NodeShared {
 }
 
 impl NodeShared {
+    fn config(&self) -> ConnectionConfig {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn peers(&self) -> MutexGuard<'_, HashMap<[u8; 33], Connection>> {
         self.peers
             .lock()
@@ -169,18 +214,20 @@ impl Node {
         config: NodeConfig,
         services: impl IntoIterator<Item = (String, Service)>,
     ) -> std::io::Result<Self> {
+        Self::bind_with_hooks(config, services, Arc::new(NoHooks)).await
+    }
+
+    /// [`Node::bind`], with `hooks` routing channels for other services and
+    /// hearing about connections.
+    pub async fn bind_with_hooks(
+        config: NodeConfig,
+        services: impl IntoIterator<Item = (String, Service)>,
+        hooks: Arc<dyn Hooks>,
+    ) -> std::io::Result<Self> {
         let mut services: HashMap<String, Service> = services.into_iter().collect();
         services.insert(crate::echo::SERVICE.into(), crate::echo::service());
         let mut connection = config.connection;
-        let mut names: Vec<_> = services.keys().cloned().collect();
-        names.sort();
-        connection.hello.services = names
-            .into_iter()
-            .map(|name| ServiceAd {
-                name,
-                metadata: HashMap::new(),
-            })
-            .collect();
+        connection.hello.services = advertised(&services, &[]);
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
         // Advertise the bound address unless told otherwise, but never a
@@ -189,8 +236,9 @@ impl Node {
             connection.hello.listen_addrs.push(local_addr.to_string());
         }
         let shared = Arc::new(NodeShared {
-            config: connection,
+            config: RwLock::new(connection),
             services,
+            hooks,
             peers: Mutex::new(HashMap::new()),
             bans: Mutex::new(HashMap::new()),
             permits: Arc::new(Semaphore::new(config.max_connections)),
@@ -245,9 +293,10 @@ impl Node {
             let node = node.clone();
             shared.tasks.spawn(async move {
                 let shared = &node.shared;
+                let config = shared.config();
                 let result = match slot {
                     Slot::Serve(permit) => {
-                        driver::accept(stream, &shared.config, |peer| shared.admit(peer))
+                        driver::accept(stream, &config, |peer| shared.admit(peer))
                             .await
                             .map(|conn| (conn, Some(permit)))
                     }
@@ -259,7 +308,7 @@ impl Node {
                                 message,
                             })
                         };
-                        driver::accept(stream, &shared.config, refuse)
+                        driver::accept(stream, &config, refuse)
                             .await
                             .map(|conn| (conn, None))
                     }
@@ -291,7 +340,7 @@ impl NodeHandle {
 
     /// The node's public key.
     pub fn public_key(&self) -> PublicKey {
-        self.shared.config.public_key()
+        self.shared.config().public_key()
     }
 
     /// The live connection to `peer`, if any.
@@ -370,7 +419,7 @@ impl NodeHandle {
             .clone()
             .try_acquire_owned()
             .map_err(|_| NodeError::TooManyConnections(self.shared.max_connections))?;
-        let conn = driver::dial(addr, peer, &self.shared.config).await?;
+        let conn = driver::dial(addr, peer, &self.shared.config()).await?;
         let kept = self.register(conn.clone());
         if kept.same(&conn) {
             let node = self.clone();
@@ -380,6 +429,27 @@ impl NodeHandle {
                 .spawn(async move { node.serve(served, permit).await });
         }
         Ok(kept)
+    }
+
+    /// Advertises `extra` services besides the node's own: in the Hello of
+    /// every new connection and, through a `Services` update, to every
+    /// connected peer.
+    pub fn set_services(&self, extra: &[String]) {
+        let services = advertised(&self.shared.services, extra);
+        {
+            let mut config = self
+                .shared
+                .config
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if config.hello.services == services {
+                return;
+            }
+            config.hello.services = services.clone();
+        }
+        for conn in self.connections() {
+            conn.set_services(services.clone());
+        }
     }
 
     /// Starts shutting the node down; [`Node::run`] returns once done.
@@ -439,8 +509,10 @@ impl NodeHandle {
             conn.go_away(Reason::ShuttingDown, "node shutting down");
         }
         let kept = self.register(conn.clone());
-        if kept.same(&conn) {
+        let announced = kept.same(&conn);
+        if announced {
             tracing::info!(peer = %conn.peer_addr(), node_id = %conn.remote_key(), "peer connected");
+            self.shared.hooks.connected(&conn);
         }
         while let Some(incoming) = conn.next_incoming().await {
             match self.shared.services.get(incoming.service()) {
@@ -458,20 +530,36 @@ impl NodeHandle {
                     }
                     Err(e) => tracing::debug!(error = %e, "accept failed"),
                 },
-                None => {
-                    let message = format!("no service {:?}", incoming.service());
-                    incoming.reject(Reason::UnknownService, &message);
-                }
+                None => self.shared.hooks.route(&conn, incoming),
             }
         }
         let reason = conn.closed().await;
-        let mut peers = self.shared.peers();
-        if peers
-            .get(&conn.remote_key().serialize())
-            .is_some_and(|c| c.same(&conn))
         {
-            peers.remove(&conn.remote_key().serialize());
+            let mut peers = self.shared.peers();
+            if peers
+                .get(&conn.remote_key().serialize())
+                .is_some_and(|c| c.same(&conn))
+            {
+                peers.remove(&conn.remote_key().serialize());
+            }
+        }
+        if announced {
+            self.shared.hooks.disconnected(&conn, &reason);
         }
         tracing::info!(peer = %conn.peer_addr(), %reason, "peer disconnected");
     }
+}
+
+/// The services a node advertises: its own plus `extra`, sorted, once each.
+fn advertised(own: &HashMap<String, Service>, extra: &[String]) -> Vec<ServiceAd> {
+    let mut names: Vec<&String> = own.keys().chain(extra).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| ServiceAd {
+            name: name.clone(),
+            metadata: HashMap::new(),
+        })
+        .collect()
 }
