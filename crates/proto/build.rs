@@ -1,9 +1,14 @@
-//! Compiles every schema under `proto/` with `protox` (pure Rust, no `protoc`).
+//! Compiles every schema under `proto/` with `protox` (pure Rust, no `protoc`)
+//! and generates gRPC clients and servers with `tonic-prost-build`.
 
 use std::path::PathBuf;
 
 const PROTO_ROOT: &str = "../../proto";
-const SCHEMAS: &[&str] = &["skywire/wire/v1/control.proto"];
+const SCHEMAS: &[&str] = &[
+    "skywire/wire/v1/control.proto",
+    "skywire/bus/v1/bus.proto",
+    "skywire/pool/v1/pool.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(PROTO_ROOT);
@@ -11,8 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", root.join(schema).display());
     }
     let descriptors = protox::compile(SCHEMAS, [&root])?;
-    prost_build::Config::new()
-        .bytes(["."])
-        .compile_fds(descriptors)?;
+    let mut config = prost_build::Config::new();
+    config.bytes(["."]);
+    tonic_prost_build::configure().compile_fds_with_config(descriptors, config)?;
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Generated protobuf types for every Skywire schema under `proto/`.
 //!
 //! `build.rs` compiles the `.proto` files with `protox` (pure Rust, so no
-//! `protoc` install is needed) and `prost-build`. Modules mirror the protobuf
-//! packages: `skywire.wire.v1` is [`wire::v1`].
+//! `protoc` install is needed), `prost-build` and `tonic-prost-build`.
+//! Modules mirror the protobuf packages: `skywire.wire.v1` is [`wire::v1`].
 
 /// The `skywire.wire.*` packages: the SWP/1 control channel.
 pub mod wire {
@@ -10,5 +10,23 @@ pub mod wire {
     #[allow(missing_docs, unreachable_pub, clippy::all)]
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/skywire.wire.v1.rs"));
+    }
+}
+
+/// The `skywire.bus.*` packages: what gateways and services say on the bus.
+pub mod bus {
+    /// `skywire.bus.v1` (`bus.proto`).
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/skywire.bus.v1.rs"));
+    }
+}
+
+/// The `skywire.pool.*` packages: the pool's admin gRPC API.
+pub mod pool {
+    /// `skywire.pool.v1` (`pool.proto`): messages, client and server.
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/skywire.pool.v1.rs"));
     }
 }
