@@ -1,0 +1,252 @@
+//! Channels between peers and service instances.
+//!
+//! Each bridged channel runs two pumps: peer → service reads the SWP/1
+//! channel only while the link has credit (so a slow service slows the peer
+//! through SWP/1 flow control), and service → peer writes to the SWP/1
+//! channel, whose `send` waits for the peer's credit before the link grants
+//! the instance more. A reset on either side resets the other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost::Message as _;
+use skywire_bus::{BusError, subjects};
+use skywire_proto::bus::v1 as pb;
+use skywire_service::link::{LinkKey, LinkReceiver, LinkSender, WINDOW};
+use skywire_wire::driver::{ChannelReceiver, ChannelSender};
+use skywire_wire::{Channel, Connection, IncomingChannel, Reason};
+
+use crate::Inner;
+
+/// How long a service instance may take to accept a channel.
+pub const SERVICE_OPEN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a peer may take to accept a channel a service opens.
+pub const PEER_OPEN_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// Offers a peer's channel to the service's instances and bridges it to the
+/// one that accepts.
+pub(crate) async fn inbound(inner: Arc<Inner>, conn: Connection, incoming: IncomingChannel) {
+    let service = incoming.service().to_owned();
+    let key = LinkKey {
+        gateway: inner.id.clone(),
+        connection: conn.id(),
+        channel: incoming.key().get(),
+    };
+    let request = pb::OpenRequest {
+        channel: Some(key.to_ref()),
+        peer: Some(inner.peer(&conn)),
+        service: service.clone(),
+        priority: u32::from(incoming.priority()),
+    };
+    let asked = inner
+        .bus
+        .request(
+            &subjects::service_open(&service),
+            Bytes::from(request.encode_to_vec()),
+            SERVICE_OPEN_TIMEOUT,
+        )
+        .await;
+    let reply = match asked.map(|m| pb::OpenReply::decode(m.payload)) {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(e)) => {
+            tracing::warn!(%service, error = %e, "malformed OpenReply");
+            incoming.reject(Reason::ServiceUnavailable, "service answered nonsense");
+            return;
+        }
+        Err(BusError::NoResponders { .. }) => {
+            incoming.reject(Reason::ServiceUnavailable, "service is down");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%service, error = %e, "service did not take the channel");
+            incoming.reject(Reason::ServiceUnavailable, "service did not answer");
+            return;
+        }
+    };
+    if !reply.accepted {
+        incoming.reject(reject_reason(reply.reason), &reply.message);
+        return;
+    }
+    if !subjects::valid_id(&reply.instance) {
+        incoming.reject(Reason::ServiceUnavailable, "service answered nonsense");
+        return;
+    }
+    let link = inner.links.insert(
+        &inner.bus,
+        key,
+        &reply.instance,
+        subjects::instance_channels(&reply.instance),
+        i64::from(reply.window),
+    );
+    let (mut link_tx, link_rx) = match link {
+        Ok(link) => link,
+        Err(e) => {
+            incoming.reject(Reason::TooManyChannels, &e.to_string());
+            return;
+        }
+    };
+    let channel = match incoming.accept() {
+        Ok(channel) => channel,
+        Err(e) => {
+            link_tx
+                .reset(Reason::Normal, &format!("peer went: {e}"))
+                .await;
+            return;
+        }
+    };
+    link_rx.open_window().await;
+    run(inner, channel, link_tx, link_rx).await;
+}
+
+/// Only these reasons are valid in a `Reject` (SWP1.md section 5).
+fn reject_reason(reason: i32) -> Reason {
+    match Reason::try_from(reason) {
+        Ok(
+            r @ (Reason::UnknownService
+            | Reason::TooManyChannels
+            | Reason::Refused
+            | Reason::ServiceUnavailable),
+        ) => r,
+        _ => Reason::Refused,
+    }
+}
+
+/// Runs both pumps of a bridged channel until both directions are done.
+async fn run(inner: Arc<Inner>, channel: Channel, link_tx: LinkSender, link_rx: LinkReceiver) {
+    let (wire_tx, wire_rx) = channel.split();
+    inner.tasks.spawn(to_service(wire_rx, link_tx));
+    to_peer(link_rx, wire_tx).await;
+}
+
+async fn to_service(mut wire: ChannelReceiver, mut link: LinkSender) {
+    loop {
+        match wire.recv().await {
+            Ok(Some(message)) => {
+                if link.send(message).await.is_err() {
+                    // The service side is gone; `to_peer` resets the channel.
+                    return;
+                }
+            }
+            Ok(None) => {
+                let _ = link.finish().await;
+                return;
+            }
+            Err(e) => {
+                link.reset(Reason::Normal, &format!("peer side: {e}")).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn to_peer(mut link: LinkReceiver, mut wire: ChannelSender) {
+    loop {
+        match link.recv().await {
+            Ok(Some(message)) => {
+                if wire.send(message).await.is_err() {
+                    // The peer reset or left; `to_service` tells the service.
+                    return;
+                }
+            }
+            Ok(None) => {
+                let _ = wire.finish();
+                return;
+            }
+            Err(skywire_service::LinkError::Reset { reason, message }) => {
+                let _ = wire.reset(reason, &message);
+                return;
+            }
+            Err(e) => {
+                let _ = wire.reset(Reason::Internal, &e.to_string());
+                return;
+            }
+        }
+    }
+}
+
+/// Serves `sw.gw.<id>.open`: services opening channels to peers connected
+/// here.
+pub(crate) async fn spawn_outbound(inner: &Arc<Inner>) -> Result<(), BusError> {
+    let mut requests = inner
+        .bus
+        .subscribe(&subjects::gateway_open(&inner.id))
+        .await?;
+    let task = inner.clone();
+    inner.tasks.spawn(async move {
+        loop {
+            let message = tokio::select! {
+                m = requests.next() => m,
+                () = task.shutdown.cancelled() => None,
+            };
+            let Some(message) = message else { break };
+            let inner = task.clone();
+            task.tasks.spawn(async move {
+                let reply = outbound(&inner, &message.payload).await;
+                let _ = inner
+                    .bus
+                    .respond(&message, Bytes::from(reply.encode_to_vec()))
+                    .await;
+            });
+        }
+    });
+    Ok(())
+}
+
+/// Opens the channel a service asked for; the link starts without credit
+/// until the instance registers its end and grants it.
+async fn outbound(inner: &Arc<Inner>, payload: &[u8]) -> pb::OpenReply {
+    let refuse = |reason: Reason, message: &str| pb::OpenReply {
+        accepted: false,
+        reason: reason as i32,
+        message: message.to_owned(),
+        ..Default::default()
+    };
+    let Ok(request) = pb::OpenOutbound::decode(payload) else {
+        return refuse(Reason::ProtocolError, "malformed OpenOutbound");
+    };
+    if !subjects::valid_id(&request.instance) || !subjects::valid_service_name(&request.service) {
+        return refuse(Reason::ProtocolError, "bad instance or service name");
+    }
+    let Ok(key) = secp256k1::PublicKey::from_slice(&request.node_id) else {
+        return refuse(Reason::ProtocolError, "bad node id");
+    };
+    let Some(conn) = inner.node().and_then(|n| n.connection(&key)) else {
+        return refuse(Reason::Refused, "peer not connected here");
+    };
+    let priority = u8::try_from(request.priority).unwrap_or(u8::MAX);
+    let opened =
+        tokio::time::timeout(PEER_OPEN_TIMEOUT, conn.open(&request.service, priority)).await;
+    let channel = match opened {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(e)) => return refuse(Reason::Refused, &e.to_string()),
+        Err(_) => return refuse(Reason::Timeout, "peer did not answer"),
+    };
+    let link_key = LinkKey {
+        gateway: inner.id.clone(),
+        connection: conn.id(),
+        channel: channel.key().get(),
+    };
+    let link = inner.links.insert(
+        &inner.bus,
+        link_key.clone(),
+        &request.instance,
+        subjects::instance_channels(&request.instance),
+        0,
+    );
+    let (link_tx, link_rx) = match link {
+        Ok(link) => link,
+        Err(e) => return refuse(Reason::TooManyChannels, &e.to_string()),
+    };
+    let bridged = inner.clone();
+    inner
+        .tasks
+        .spawn(async move { run(bridged, channel, link_tx, link_rx).await });
+    pb::OpenReply {
+        accepted: true,
+        channel: Some(link_key.to_ref()),
+        window: WINDOW,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,205 @@
+//! A gateway on 127.0.0.1:0 with a bus and presence map of either kind, and
+//! SWP/1 clients that connect to it.
+
+use std::time::Duration;
+
+use secp256k1::SecretKey;
+use skywire_bus::Bus;
+use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle};
+use skywire_kv::Kv;
+use skywire_kv::presence::Presence;
+use skywire_service::ServiceHost;
+use skywire_wire::limits::Limits;
+use skywire_wire::session::LocalHello;
+use skywire_wire::{Connection, ConnectionConfig, NodeConfig, driver};
+
+/// `TEST_LOG=1` turns logging on.
+pub(crate) fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// Which transports a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mode {
+    /// In-process bus, in-memory presence (embedded mode).
+    Embedded,
+    /// Real NATS and Redis (cluster mode).
+    Cluster,
+}
+
+pub(crate) const MODES: [Mode; 2] = [Mode::Embedded, Mode::Cluster];
+
+fn nats_url() -> String {
+    std::env::var("SKYWIRE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn redis_url() -> String {
+    std::env::var("SKYWIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A unique id for gateways and instances, so parallel tests sharing one
+/// NATS server never hear each other.
+pub(crate) fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:016x}", rand::random::<u64>())
+}
+
+/// One cluster's shared infrastructure: a bus and a presence map. In
+/// cluster mode every test gets its own service names, so tests sharing a
+/// NATS server stay apart.
+#[derive(Clone)]
+pub(crate) struct Infra {
+    pub(crate) mode: Mode,
+    pub(crate) bus: Bus,
+    pub(crate) presence: Presence,
+    /// Suffix making service names unique to this test.
+    pub(crate) tag: String,
+}
+
+impl Infra {
+    pub(crate) async fn new(mode: Mode) -> Self {
+        init_logging();
+        let tag = format!("{:08x}", rand::random::<u32>());
+        match mode {
+            Mode::Embedded => Self {
+                mode,
+                bus: Bus::local(),
+                presence: Presence::new(Kv::memory()),
+                tag,
+            },
+            Mode::Cluster => Self {
+                mode,
+                bus: self::bus(mode).await,
+                presence: Presence::new(Kv::connect_redis(&redis_url()).await.unwrap())
+                    .with_prefix(format!("test:{tag}:presence:")),
+                tag,
+            },
+        }
+    }
+
+    /// A second connection to the same bus (another process, in cluster
+    /// mode).
+    pub(crate) async fn another_bus(&self) -> Bus {
+        match self.mode {
+            Mode::Embedded => self.bus.clone(),
+            Mode::Cluster => bus(self.mode).await,
+        }
+    }
+
+    /// A service name unique to this test, e.g. `chat-1a2b3c4d/1`.
+    pub(crate) fn service(&self, base: &str) -> String {
+        format!("{base}-{}/1", self.tag)
+    }
+
+    pub(crate) async fn gateway(&self) -> TestGateway {
+        let config = GatewayConfig {
+            id: unique("gw"),
+            node: NodeConfig {
+                connection: config(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                max_connections: 1000,
+            },
+        };
+        let gateway = Gateway::bind(config, self.another_bus().await, self.presence.clone())
+            .await
+            .unwrap();
+        let handle = gateway.handle();
+        let task = tokio::spawn(gateway.run());
+        TestGateway { handle, task }
+    }
+
+    pub(crate) async fn host(&self) -> ServiceHost {
+        ServiceHost::start(
+            self.another_bus().await,
+            self.presence.clone(),
+            &unique("svc"),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+async fn bus(mode: Mode) -> Bus {
+    match mode {
+        Mode::Embedded => Bus::local(),
+        Mode::Cluster => Bus::connect_nats(&nats_url(), "skywire-test")
+            .await
+            .unwrap(),
+    }
+}
+
+pub(crate) fn config() -> ConnectionConfig {
+    ConnectionConfig {
+        secret_key: SecretKey::new(&mut rand::rng()),
+        hello: LocalHello {
+            user_agent: "test".into(),
+            ..LocalHello::default()
+        },
+        limits: Limits::default(),
+    }
+}
+
+pub(crate) struct TestGateway {
+    pub(crate) handle: GatewayHandle,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+impl TestGateway {
+    /// A client connected to this gateway.
+    pub(crate) async fn client(&self) -> Connection {
+        self.client_with_id().await.0
+    }
+
+    /// A client connected to this gateway, and its node id.
+    pub(crate) async fn client_with_id(&self) -> (Connection, [u8; 33]) {
+        let node = self.handle.node().unwrap();
+        let config = config();
+        let id = config.public_key().serialize();
+        let conn = driver::dial(node.local_addr(), &node.public_key(), &config)
+            .await
+            .unwrap();
+        (conn, id)
+    }
+
+    /// Waits until the gateway advertises `service` (or stops advertising
+    /// it, with `live = false`).
+    pub(crate) async fn wait_service(&self, service: &str, live: bool) {
+        let wait = async {
+            while self.handle.live_services().iter().any(|s| s == service) != live {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("service {service} live={live} never seen"));
+    }
+
+    pub(crate) async fn stop(self) {
+        self.handle.shutdown();
+        self.task.await.unwrap();
+    }
+}
+
+/// Serves `service` on `host`: each channel answers every message with the
+/// message reversed, and finishes when the peer does.
+pub(crate) async fn serve_reverse(host: &ServiceHost, service: &str) {
+    let mut incoming = host.serve(service).await.unwrap();
+    tokio::spawn(async move {
+        while let Some(mut channel) = incoming.next().await {
+            tokio::spawn(async move {
+                while let Ok(Some(message)) = channel.recv().await {
+                    let mut reply = message.to_vec();
+                    reply.reverse();
+                    if channel.send(reply.into()).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = channel.finish().await;
+            });
+        }
+    });
+}
