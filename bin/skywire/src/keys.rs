@@ -69,6 +69,28 @@ fn read_key(path: &Path) -> anyhow::Result<Keypair> {
         .with_context(|| format!("{} does not hold a valid key", path.display()))
 }
 
+/// Loads the key file `path`, which must exist (replicas share one key, made
+/// once). Refuses a key file that others may read.
+pub(crate) fn load_shared(path: &Path) -> anyhow::Result<Keypair> {
+    check_private(path)?;
+    read_key(path)
+}
+
+fn check_private(path: &Path) -> anyhow::Result<()> {
+    let mode = fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is readable by others (mode {:o}); run chmod 600 on it",
+            path.display(),
+            mode & 0o777
+        );
+    }
+    Ok(())
+}
+
 /// Loads `DIR/node.key`, creating the directory and a fresh key (mode 0600)
 /// if missing. Refuses a key file that others may read.
 pub(crate) fn load_or_create(data_dir: &Path) -> anyhow::Result<Keypair> {
@@ -89,17 +111,7 @@ pub(crate) fn load_or_create(data_dir: &Path) -> anyhow::Result<Keypair> {
             tracing::info!(path = %path.display(), "created a new node key");
             Ok(key)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let mode = fs::metadata(&path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                bail!(
-                    "{} is readable by others (mode {:o}); run chmod 600 on it",
-                    path.display(),
-                    mode & 0o777
-                );
-            }
-            read_key(&path)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_shared(&path),
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
 }

@@ -1,7 +1,8 @@
 //! The `skywire` command: run a node, manage keys, ping and benchmark peers.
 //!
 //! `main` parses flags, starts logging and hands off to one module per
-//! command group: [`keys`] (derive and show), [`node`] (run a node until
+//! command group: [`keys`] (derive and show), [`node`] (`node` runs every
+//! service in one process, `serve` one service of a cluster, until
 //! SIGINT/SIGTERM) and [`client`] (`ping` and `bench` against a peer).
 
 mod client;
@@ -26,8 +27,10 @@ enum Command {
     /// Key management.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
-    /// Run a node: serve SWP/1 until SIGINT or SIGTERM.
+    /// Run a node: every service in one process, until SIGINT or SIGTERM.
     Node(node::NodeArgs),
+    /// Run one service of a cluster (NATS, Redis), until SIGINT or SIGTERM.
+    Serve(node::ServeArgs),
     /// Measure the round-trip time to a peer with SWP/1 Pings.
     Ping(client::PingArgs),
     /// Measure echo/1 throughput and latency to a peer.
@@ -63,7 +66,8 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Keys(cmd) => keys::run(cmd),
-            Command::Node(args) => node::run(args).await,
+            Command::Node(args) => node::node(args).await,
+            Command::Serve(args) => node::serve(args).await,
             Command::Ping(args) => client::ping(args).await,
             Command::Bench(args) => client::bench(args).await,
         }
