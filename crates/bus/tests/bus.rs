@@ -12,7 +12,10 @@ async fn buses() -> Vec<(&'static str, Bus)> {
         std::env::var("SKYWIRE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     vec![
         ("local", Bus::local()),
-        ("nats", Bus::connect_nats(&url, "skywire-bus-test").await.unwrap()),
+        (
+            "nats",
+            Bus::connect_nats(&url, "skywire-bus-test").await.unwrap(),
+        ),
     ]
 }
 
@@ -37,16 +40,22 @@ async fn wildcards_and_plain_subscribers_all_receive() {
         let mut star = bus.subscribe(&format!("{p}.*.b")).await.unwrap();
         let mut rest = bus.subscribe(&format!("{p}.>")).await.unwrap();
         bus.flush().await.unwrap();
-        bus.publish(&format!("{p}.a.b"), Bytes::from_static(b"x")).await.unwrap();
+        bus.publish(&format!("{p}.a.b"), Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         for sub in [&mut exact, &mut star, &mut rest] {
             let m = recv(sub).await;
             assert_eq!(m.payload.as_ref(), b"x", "{name}");
             assert_eq!(m.subject, format!("{p}.a.b"), "{name}");
         }
-        bus.publish(&format!("{p}.a.c"), Bytes::from_static(b"y")).await.unwrap();
+        bus.publish(&format!("{p}.a.c"), Bytes::from_static(b"y"))
+            .await
+            .unwrap();
         assert_eq!(recv(&mut rest).await.payload.as_ref(), b"y", "{name}");
         assert!(
-            tokio::time::timeout(Duration::from_millis(100), star.next()).await.is_err(),
+            tokio::time::timeout(Duration::from_millis(100), star.next())
+                .await
+                .is_err(),
             "{name}: *.b must not match a.c"
         );
     }
@@ -72,7 +81,11 @@ async fn a_queue_group_delivers_each_message_once() {
             }
         }
         seen.sort_unstable();
-        assert_eq!(seen, (0..100).collect::<Vec<u8>>(), "{name}: each message exactly once");
+        assert_eq!(
+            seen,
+            (0..100).collect::<Vec<u8>>(),
+            "{name}: each message exactly once"
+        );
     }
 }
 
@@ -81,7 +94,10 @@ async fn requests_get_replies_no_responders_or_a_timeout() {
     for (name, bus) in buses().await {
         let p = prefix();
         let subject = format!("{p}.svc");
-        match bus.request(&subject, Bytes::new(), Duration::from_secs(2)).await {
+        match bus
+            .request(&subject, Bytes::new(), Duration::from_secs(2))
+            .await
+        {
             Err(BusError::NoResponders { .. }) => {}
             other => panic!("{name}: {other:?}"),
         }
@@ -118,11 +134,17 @@ async fn bad_subjects_and_oversized_payloads_are_refused() {
     for (name, bus) in buses().await {
         for bad in ["", "a..b", "a b", "a.*", "a.>"] {
             assert!(
-                matches!(bus.publish(bad, Bytes::new()).await, Err(BusError::InvalidSubject(_))),
+                matches!(
+                    bus.publish(bad, Bytes::new()).await,
+                    Err(BusError::InvalidSubject(_))
+                ),
                 "{name}: {bad:?}"
             );
         }
-        assert!(matches!(bus.subscribe("a.>.b").await, Err(BusError::InvalidSubject(_))));
+        assert!(matches!(
+            bus.subscribe("a.>.b").await,
+            Err(BusError::InvalidSubject(_))
+        ));
         let big = Bytes::from(vec![0u8; skywire_bus::MAX_PAYLOAD + 1]);
         assert!(matches!(
             bus.publish("a.b", big).await,
@@ -136,7 +158,10 @@ async fn dropping_a_subscription_unsubscribes() {
     let bus = Bus::local();
     let sub = bus.subscribe("x.y").await.unwrap();
     drop(sub);
-    match bus.request("x.y", Bytes::new(), Duration::from_secs(1)).await {
+    match bus
+        .request("x.y", Bytes::new(), Duration::from_secs(1))
+        .await
+    {
         Err(BusError::NoResponders { .. }) => {}
         other => panic!("{other:?}"),
     }
