@@ -155,11 +155,28 @@ pub struct Refusal {
 /// `admit` sees the peer's key: a [`Refusal`] sends it GoAway before any
 /// Hello and ends the connection; otherwise the session starts and this
 /// returns once the peer's Hello arrived.
+///
+/// The same as [`handshake`] then [`Handshaken::start`], for callers whose
+/// admission decision is synchronous.
 pub async fn accept(
     stream: TcpStream,
     config: &ConnectionConfig,
     admit: impl FnOnce(&PublicKey) -> Result<(), Refusal>,
 ) -> Result<Connection, ConnectError> {
+    let handshaken = handshake(stream, config).await?;
+    let refusal = admit(&handshaken.remote_key()).err();
+    handshaken.start(config, refusal).await
+}
+
+/// Performs the responder side of the handshake on an accepted `stream`,
+/// within the handshake timeout, and stops there: the peer is authenticated
+/// but nothing has been sent over the encrypted transport yet. The caller
+/// decides (and may take its time) whether to admit the peer, then calls
+/// [`Handshaken::start`].
+pub async fn handshake(
+    stream: TcpStream,
+    config: &ConnectionConfig,
+) -> Result<Handshaken, ConnectError> {
     let mut stream = stream;
     let handshake = async {
         let ephemeral = SecretKey::new(&mut rand::rng());
@@ -176,8 +193,77 @@ pub async fn accept(
     let (remote, transport) = tokio::time::timeout(limit, handshake)
         .await
         .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
-    let refusal = admit(&remote).err();
-    start(stream, Role::Listener, remote, transport, config, refusal).await
+    let peer_addr = stream.peer_addr()?;
+    Ok(Handshaken {
+        stream,
+        remote,
+        transport,
+        peer_addr,
+        id: next_connection_id(),
+    })
+}
+
+/// An inbound connection whose handshake is done: the peer's key is
+/// authenticated, no session runs yet. [`Handshaken::start`] admits or
+/// refuses it; dropping it closes the socket without a word.
+pub struct Handshaken {
+    stream: TcpStream,
+    remote: PublicKey,
+    transport: noise::Transport,
+    peer_addr: SocketAddr,
+    id: u64,
+}
+
+impl std::fmt::Debug for Handshaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshaken")
+            .field("remote", &self.remote)
+            .field("peer_addr", &self.peer_addr)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handshaken {
+    /// The peer's static key, proven by the handshake.
+    pub fn remote_key(&self) -> PublicKey {
+        self.remote
+    }
+
+    /// The peer's socket address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+
+    /// The [`Connection::id`] the connection will have once started; unique
+    /// in this process, so it can name the connection before it exists.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Starts the session. With a `refusal`, GoAway with its reason replaces
+    /// our Hello and the connection ends (this then returns an error, or a
+    /// connection already closing). Otherwise this returns once the peer's
+    /// Hello arrived.
+    pub async fn start(
+        self,
+        config: &ConnectionConfig,
+        refusal: Option<Refusal>,
+    ) -> Result<Connection, ConnectError> {
+        let Self {
+            stream,
+            remote,
+            transport,
+            id,
+            ..
+        } = self;
+        let role = Role::Listener;
+        run_session(stream, role, remote, transport, config, refusal, id).await
+    }
+}
+
+fn next_connection_id() -> u64 {
+    NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 async fn start(
@@ -187,6 +273,21 @@ async fn start(
     transport: noise::Transport,
     config: &ConnectionConfig,
     refusal: Option<Refusal>,
+) -> Result<Connection, ConnectError> {
+    let id = next_connection_id();
+    run_session(stream, role, remote, transport, config, refusal, id).await
+}
+
+/// Starts the reader and writer tasks of connection `id` and waits for the
+/// peer's Hello (or, with a `refusal`, sends GoAway instead of our Hello).
+async fn run_session(
+    stream: TcpStream,
+    role: Role,
+    remote: PublicKey,
+    transport: noise::Transport,
+    config: &ConnectionConfig,
+    refusal: Option<Refusal>,
+    id: u64,
 ) -> Result<Connection, ConnectError> {
     let mut session = Session::new(
         SessionConfig {
@@ -223,7 +324,7 @@ async fn start(
         reader: Notify::new(),
         remote,
         peer_addr,
-        id: NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed),
+        id,
         role,
     });
     let (encryptor, decryptor) = transport.into_split();

@@ -6,18 +6,25 @@
 //! flood of dialers waits in the kernel's backlog instead of costing
 //! handshakes. Shutdown sends `GoAway(REASON_SHUTTING_DOWN)` to every peer
 //! and waits (boundedly) for their queues to drain.
+//!
+//! An inbound connection is admitted in two steps after its handshake and
+//! before any Hello: the node's own ban list, then [`Hooks::admit`] (async,
+//! bounded by [`ADMISSION_TIMEOUT`], e.g. the gateway's per-IP limits in
+//! Redis). A refusal from either sends `GoAway` with its reason instead of
+//! our Hello. Dialed connections skip both.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt as _;
 use secp256k1::PublicKey;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,12 +49,36 @@ pub const MAX_CONCURRENT_REFUSALS: usize = 32;
 /// the ban closest to expiry makes room.
 pub const MAX_BANS: usize = 65_536;
 
+/// Longest [`Hooks::admit`] may take before the peer is admitted without
+/// its answer (fail open). An admission check is one or two round trips to
+/// shared state (Redis: sub-millisecond on a LAN, each bounded by the
+/// store's own 2 s timeout); two seconds is far beyond a healthy answer,
+/// well within the peer's 10 s Hello timeout, and short enough that a slow
+/// store delays each new peer by at most this, never stalls the node.
+pub const ADMISSION_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Pause after an `accept` error (e.g. out of file descriptors) before trying
 /// again, so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A service: called with each accepted channel that names it.
 pub type Service = Arc<dyn Fn(Channel) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// An inbound peer waiting to be admitted: its handshake is done (its key is
+/// proven), nothing else has been said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The [`Connection::id`] its connection will have if admitted; unique
+    /// in this process, so it names the connection before it exists.
+    pub connection_id: u64,
+    /// Where it connects from.
+    pub peer_addr: SocketAddr,
+    /// Its node id (static key).
+    pub node_id: PublicKey,
+}
+
+/// What [`Hooks::admit`] returns: admit, or refuse with a reason.
+pub type AdmitFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'a>>;
 
 /// What a node does beyond its own services: route channels for services it
 /// does not hold, and hear about connections coming and going. The gateway
@@ -56,6 +87,34 @@ pub type Service = Arc<dyn Fn(Channel) -> Pin<Box<dyn Future<Output = ()> + Send
 /// Every method is called from the connection's task and must not block:
 /// spawn anything that waits.
 pub trait Hooks: Send + Sync + 'static {
+    /// Decides whether an inbound peer may stay: called after the handshake
+    /// and before any Hello, for inbound connections only (dialed ones are
+    /// never limited here), and only for peers not already refused by the
+    /// node (banned, or the node at its connection cap). A [`Refusal`] sends
+    /// the peer `GoAway` with its reason (e.g. `REASON_TOO_MANY_PEERS`,
+    /// `REASON_RATE_LIMITED`) and ends the connection. The default admits.
+    ///
+    /// The node waits at most [`ADMISSION_TIMEOUT`]; then it drops the future
+    /// and **admits** the peer (fail open), with a warning and a count in
+    /// [`NodeHandle::admission_timeouts`]: a check backed by shared state
+    /// must not turn that state's outage into refusing every peer. A hook
+    /// that wants to fail closed must answer with a refusal in time.
+    ///
+    /// Whatever the hook holds for an admitted peer (say, a slot in a shared
+    /// count) it gives back in [`Hooks::admission_ended`].
+    fn admit(&self, admission: &Admission) -> AdmitFuture<'_> {
+        let _ = admission;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The inbound connection admitted as `admission` has ended, or never got
+    /// going (no Hello, lost a duplicate race). Called exactly once for every
+    /// admission the hook did not refuse (timed-out ones included), after
+    /// [`Hooks::disconnected`] if the connection was announced.
+    fn admission_ended(&self, admission: &Admission) {
+        let _ = admission;
+    }
+
     /// A channel for a service that is not one of the node's own. The default
     /// rejects it with `REASON_UNKNOWN_SERVICE`.
     fn route(&self, conn: &Connection, incoming: IncomingChannel) {
@@ -121,6 +180,8 @@ struct NodeShared {
     permits: Arc<Semaphore>,
     refusals: Arc<Semaphore>,
     max_connections: usize,
+    /// [`Hooks::admit`] calls that timed out (and so admitted their peer).
+    admission_timeouts: AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -159,7 +220,8 @@ impl NodeShared {
         }
     }
 
-    /// Decides whether a peer that completed the handshake may stay.
+    /// Decides whether a peer that completed the handshake may stay, as far
+    /// as the node itself is concerned (bans); [`Hooks::admit`] comes next.
     fn admit(&self, peer: &PublicKey) -> Result<(), Refusal> {
         match self.banned_until(peer) {
             Some(until) => Err(Refusal {
@@ -244,6 +306,7 @@ impl Node {
             permits: Arc::new(Semaphore::new(config.max_connections)),
             refusals: Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS)),
             max_connections: config.max_connections,
+            admission_timeouts: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -292,15 +355,10 @@ impl Node {
             };
             let node = node.clone();
             shared.tasks.spawn(async move {
-                let shared = &node.shared;
-                let config = shared.config();
                 let result = match slot {
-                    Slot::Serve(permit) => {
-                        driver::accept(stream, &config, |peer| shared.admit(peer))
-                            .await
-                            .map(|conn| (conn, Some(permit)))
-                    }
+                    Slot::Serve(permit) => node.serve_inbound(stream, permit).await,
                     Slot::Refuse(_refusal) => {
+                        let shared = &node.shared;
                         let message = format!("at the limit of {} peers", shared.max_connections);
                         let refuse = |_: &PublicKey| {
                             Err(Refusal {
@@ -308,15 +366,13 @@ impl Node {
                                 message,
                             })
                         };
-                        driver::accept(stream, &config, refuse)
+                        driver::accept(stream, &shared.config(), refuse)
                             .await
-                            .map(|conn| (conn, None))
+                            .map(drop)
                     }
                 };
-                match result {
-                    Ok((conn, Some(permit))) => node.serve(conn, permit).await,
-                    Ok((_, None)) => {}
-                    Err(e) => tracing::debug!(peer = %addr, error = %e, "inbound connection ended"),
+                if let Err(e) = result {
+                    tracing::debug!(peer = %addr, error = %e, "inbound connection ended");
                 }
             });
         }
@@ -396,6 +452,12 @@ impl NodeHandle {
     /// Whether `peer` is banned now.
     pub fn is_banned(&self, peer: &PublicKey) -> bool {
         self.shared.banned_until(peer).is_some()
+    }
+
+    /// How many [`Hooks::admit`] calls have timed out (each admitting its
+    /// peer unchecked) since the node started.
+    pub fn admission_timeouts(&self) -> u64 {
+        self.shared.admission_timeouts.load(Ordering::Relaxed)
     }
 
     /// Connects to `peer` at `addr`, or returns the live connection to it.
@@ -499,6 +561,65 @@ impl NodeHandle {
         };
         peers.insert(remote, kept.clone());
         kept
+    }
+
+    /// Handshakes, admits (bans, then [`Hooks::admit`]) and serves one
+    /// inbound connection, holding `permit` throughout.
+    async fn serve_inbound(
+        self,
+        stream: TcpStream,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<(), ConnectError> {
+        let handshaken = driver::handshake(stream, &self.shared.config()).await?;
+        let admission = Admission {
+            connection_id: handshaken.id(),
+            peer_addr: handshaken.peer_addr(),
+            node_id: handshaken.remote_key(),
+        };
+        let refusal = match self.shared.admit(&admission.node_id) {
+            Err(refusal) => Some(refusal),
+            Ok(()) => self.admit(&admission).await.err(),
+        };
+        // Read again: the advertised services may have changed meanwhile.
+        let config = self.shared.config();
+        if let Some(refusal) = refusal {
+            tracing::debug!(
+                peer = %admission.peer_addr,
+                node_id = %admission.node_id,
+                reason = refusal.reason.as_str_name(),
+                message = %refusal.message,
+                "inbound peer refused",
+            );
+            return handshaken.start(&config, Some(refusal)).await.map(drop);
+        }
+        let result = match handshaken.start(&config, None).await {
+            Ok(conn) => {
+                self.clone().serve(conn, permit).await;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        self.shared.hooks.admission_ended(&admission);
+        result
+    }
+
+    /// [`Hooks::admit`], bounded by [`ADMISSION_TIMEOUT`]; admits on timeout.
+    async fn admit(&self, admission: &Admission) -> Result<(), Refusal> {
+        match tokio::time::timeout(ADMISSION_TIMEOUT, self.shared.hooks.admit(admission)).await {
+            Ok(decision) => decision,
+            Err(_) => {
+                self.shared
+                    .admission_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    peer = %admission.peer_addr,
+                    node_id = %admission.node_id,
+                    timeout = ?ADMISSION_TIMEOUT,
+                    "admission check timed out; admitting the peer (fail open)",
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Serves one established connection: routes its incoming channels until

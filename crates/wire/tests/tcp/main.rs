@@ -633,3 +633,193 @@ async fn a_panicking_service_resets_its_channel_with_internal() {
     );
     node.assert_serving().await;
 }
+
+/// Hooks whose admission refuses peers from a set, never answers for
+/// another, and counts admissions ended.
+struct GateHooks {
+    refused: std::sync::Mutex<Vec<secp256k1::PublicKey>>,
+    stalled: std::sync::Mutex<Vec<secp256k1::PublicKey>>,
+    admitted: std::sync::atomic::AtomicUsize,
+    ended: std::sync::atomic::AtomicUsize,
+}
+
+impl GateHooks {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            refused: Default::default(),
+            stalled: Default::default(),
+            admitted: Default::default(),
+            ended: Default::default(),
+        })
+    }
+
+    fn ended(&self) -> usize {
+        self.ended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl skywire_wire::Hooks for GateHooks {
+    fn admit(
+        &self,
+        admission: &skywire_wire::node::Admission,
+    ) -> skywire_wire::node::AdmitFuture<'_> {
+        let key = admission.node_id;
+        Box::pin(async move {
+            if self.stalled.lock().unwrap().contains(&key) {
+                std::future::pending::<()>().await;
+            }
+            if self.refused.lock().unwrap().contains(&key) {
+                return Err(driver::Refusal {
+                    reason: Reason::RateLimited,
+                    message: "slow down".into(),
+                });
+            }
+            self.admitted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })
+    }
+
+    fn admission_ended(&self, _: &skywire_wire::node::Admission) {
+        self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn node_with_hooks(hooks: Arc<GateHooks>) -> skywire_wire::NodeHandle {
+    helpers::init_logging();
+    let node = skywire_wire::Node::bind_with_hooks(
+        skywire_wire::NodeConfig {
+            connection: config(Limits::default()),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            max_connections: 100,
+        },
+        [],
+        hooks,
+    )
+    .await
+    .unwrap();
+    let handle = node.handle();
+    tokio::spawn(node.run());
+    handle
+}
+
+#[tokio::test]
+async fn the_admission_hook_refuses_with_its_reason_and_hears_the_end() {
+    let hooks = GateHooks::new();
+    let node = node_with_hooks(hooks.clone()).await;
+    let (addr, key) = (node.local_addr(), node.public_key());
+    let refused = config(Limits::default());
+    hooks.refused.lock().unwrap().push(refused.public_key());
+    let err = driver::dial(addr, &key, &refused).await;
+    match err {
+        Err(skywire_wire::ConnectError::Closed(close)) => {
+            assert_eq!((close.reason, close.by_peer), (Reason::RateLimited, true));
+            assert_eq!(close.message, "slow down");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A refused peer holds nothing, so nothing ends.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(hooks.ended(), 0);
+
+    let conn = driver::dial(addr, &key, &config(Limits::default()))
+        .await
+        .unwrap();
+    let mut echo = conn.open("echo/1", 0).await.unwrap();
+    echo.send(Bytes::from_static(b"in")).await.unwrap();
+    assert_eq!(
+        echo.recv().await.unwrap().unwrap(),
+        Bytes::from_static(b"in")
+    );
+    assert_eq!(hooks.ended(), 0);
+    conn.go_away(Reason::Normal, "bye");
+    conn.closed().await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while hooks.ended() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("admission_ended never called");
+    assert_eq!(node.admission_timeouts(), 0);
+}
+
+#[tokio::test]
+async fn a_stalled_admission_hook_fails_open_after_its_timeout() {
+    let hooks = GateHooks::new();
+    let node = node_with_hooks(hooks.clone()).await;
+    let client = config(Limits::default());
+    hooks.stalled.lock().unwrap().push(client.public_key());
+    let started = Instant::now();
+    let conn = driver::dial(node.local_addr(), &node.public_key(), &client)
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= skywire_wire::node::ADMISSION_TIMEOUT && waited < Duration::from_secs(5),
+        "admitted after {waited:?}"
+    );
+    assert_eq!(node.admission_timeouts(), 1);
+    // Other peers were not held up meanwhile, and the stalled one is served.
+    node_serves_echo(&conn).await;
+    // Its admission still ends, so whatever the hook took can be given back.
+    conn.go_away(Reason::Normal, "bye");
+    conn.closed().await;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while hooks.ended() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("admission_ended never called");
+}
+
+async fn node_serves_echo(conn: &skywire_wire::Connection) {
+    let mut echo = conn.open("echo/1", 0).await.unwrap();
+    echo.send(Bytes::from_static(b"ok")).await.unwrap();
+    assert_eq!(
+        echo.recv().await.unwrap().unwrap(),
+        Bytes::from_static(b"ok")
+    );
+}
+
+#[tokio::test]
+async fn a_slow_admission_does_not_hold_up_other_peers() {
+    let hooks = GateHooks::new();
+    let node = node_with_hooks(hooks.clone()).await;
+    let (addr, key) = (node.local_addr(), node.public_key());
+    let slow = config(Limits::default());
+    hooks.stalled.lock().unwrap().push(slow.public_key());
+    let slow_dial = tokio::spawn(async move { driver::dial(addr, &key, &slow).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let conn = driver::dial(addr, &key, &config(Limits::default()))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    node_serves_echo(&conn).await;
+    slow_dial.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn dialed_connections_skip_the_admission_hook() {
+    let hooks = GateHooks::new();
+    let node = node_with_hooks(hooks.clone()).await;
+    let other = TestNode::spawn().await;
+    let conn = node.connect(other.addr(), &other.key()).await.unwrap();
+    node_serves_echo(&conn).await;
+    assert_eq!(hooks.admitted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn bans_are_checked_before_the_admission_hook() {
+    let hooks = GateHooks::new();
+    let node = node_with_hooks(hooks.clone()).await;
+    let client = config(Limits::default());
+    node.ban(&client.public_key(), Duration::from_secs(60), "test");
+    assert_eq!(
+        closed_reason(driver::dial(node.local_addr(), &node.public_key(), &client).await),
+        Reason::Banned
+    );
+    assert_eq!(hooks.admitted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
