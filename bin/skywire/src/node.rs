@@ -91,8 +91,16 @@ pub(crate) struct ServeArgs {
 
 pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let key = crate::keys::load_or_create(&args.swp.data_dir)?;
-    let presence = Presence::new(Kv::memory());
-    run_gateway(&args.swp, key, EMBEDDED_ID.into(), Bus::local(), presence).await
+    let (kv, id) = (Kv::memory(), EMBEDDED_ID.into());
+    run_gateway(
+        &args.swp,
+        key,
+        id,
+        Bus::local(),
+        Presence::new(kv.clone()),
+        kv,
+    )
+    .await
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -109,7 +117,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let kv = Kv::connect_redis(&args.redis_url)
                 .await
                 .context("cannot reach Redis")?;
-            run_gateway(&args.swp, key, id, bus, Presence::new(kv)).await
+            run_gateway(&args.swp, key, id, bus, Presence::new(kv.clone()), kv).await
         }
     }
 }
@@ -131,6 +139,7 @@ async fn run_gateway(
     id: String,
     bus: Bus,
     presence: Presence,
+    kv: Kv,
 ) -> anyhow::Result<()> {
     // Registered before anything is announced, so a signal sent as soon as the
     // node says it runs is never lost to the default action.
@@ -152,8 +161,9 @@ async fn run_gateway(
             listen: args.listen,
             max_connections: args.max_connections,
         },
+        limits: skywire_gateway::limits::IpLimitConfig::default(),
     };
-    let gateway = Gateway::bind(config, bus, presence).await?;
+    let gateway = Gateway::bind(config, bus, presence, kv).await?;
     let handle = gateway.handle();
     let node = handle.node().context("gateway has no node")?.clone();
     tracing::info!(

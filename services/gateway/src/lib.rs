@@ -20,6 +20,7 @@
 
 pub mod bridge;
 pub mod commands;
+pub mod limits;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -29,15 +30,19 @@ use bytes::Bytes;
 use prost::Message as _;
 use skywire_bus::{Bus, BusError, subjects};
 use skywire_identity::{Address, PublicKey as NodeId};
+use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_proto::bus::v1 as pb;
 use skywire_service::Links;
 use skywire_service::registry::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Registry};
+use skywire_wire::node::{Admission, AdmitFuture};
 use skywire_wire::{
     CloseReason, Connection, Hooks, IncomingChannel, Node, NodeConfig, NodeHandle, Reason,
 };
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::limits::{IpLimitConfig, IpLimits};
 
 /// How long a presence entry lives without a refresh: a replica that dies
 /// stops claiming its peers within this.
@@ -76,6 +81,9 @@ pub struct GatewayConfig {
     pub id: String,
     /// SWP/1 node settings (key, listen address, limits).
     pub node: NodeConfig,
+    /// Per-IP limits on inbound connections, shared by every replica through
+    /// the [`Kv`] given to [`Gateway::bind`].
+    pub limits: IpLimitConfig,
 }
 
 /// A bound gateway; [`Gateway::run`] serves until shut down.
@@ -181,9 +189,22 @@ pub(crate) fn address_of(node_id: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-struct GatewayHooks(Arc<Inner>);
+/// The node's hooks: the gateway's state, and the per-IP limits that admit
+/// inbound peers.
+struct GatewayHooks(Arc<Inner>, Arc<IpLimits>);
 
 impl Hooks for GatewayHooks {
+    fn admit(&self, admission: &Admission) -> AdmitFuture<'_> {
+        let admission = *admission;
+        Box::pin(async move { self.1.admit(&admission).await })
+    }
+
+    fn admission_ended(&self, admission: &Admission) {
+        let limits = self.1.clone();
+        let id = admission.connection_id;
+        self.0.tasks.spawn(async move { limits.release(id).await });
+    }
+
     fn route(&self, conn: &Connection, incoming: IncomingChannel) {
         let inner = &self.0;
         let service = incoming.service().to_owned();
@@ -249,14 +270,20 @@ impl Hooks for GatewayHooks {
 impl Gateway {
     /// Binds the SWP/1 listener and joins the bus: subscribes to its
     /// subjects and starts heartbeats, presence refreshes and the registry.
+    ///
+    /// `kv` holds the per-IP limits ([`limits`]): pass the store `presence`
+    /// wraps (Redis in cluster mode, so every replica counts alike; memory
+    /// embedded).
     pub async fn bind(
         config: GatewayConfig,
         bus: Bus,
         presence: Presence,
+        kv: Kv,
     ) -> Result<Self, GatewayError> {
         if !subjects::valid_id(&config.id) {
             return Err(GatewayError::InvalidId(config.id));
         }
+        let limits = Arc::new(IpLimits::new(kv, &config.id, config.limits));
         let inner = Arc::new(Inner {
             id: config.id.clone(),
             bus: bus.clone(),
@@ -270,7 +297,8 @@ impl Gateway {
             tasks: TaskTracker::new(),
         });
         let listen = config.node.listen;
-        let node = Node::bind_with_hooks(config.node, [], Arc::new(GatewayHooks(inner.clone())))
+        let hooks = GatewayHooks(inner.clone(), limits.clone());
+        let node = Node::bind_with_hooks(config.node, [], Arc::new(hooks))
             .await
             .map_err(|source| GatewayError::Listen {
                 addr: listen,
@@ -283,6 +311,10 @@ impl Gateway {
         commands::spawn(&inner).await?;
         spawn_heartbeat(&inner);
         spawn_presence_refresh(&inner);
+        let stop = inner.shutdown.clone();
+        inner
+            .tasks
+            .spawn(async move { limits.keep_alive(stop).await });
         Ok(Self { node, inner })
     }
 
@@ -362,7 +394,7 @@ async fn spawn_channel_dispatch(inner: &Arc<Inner>) -> Result<(), BusError> {
             };
             let Some(message) = message else { break };
             match pb::ChannelEvent::decode(message.payload) {
-                Ok(event) => links.dispatch(event),
+                Ok(event) => links.dispatch(event, &message.headers),
                 Err(e) => tracing::warn!(error = %e, "malformed channel event"),
             }
         }

@@ -103,8 +103,19 @@ impl Infra {
                 listen: "127.0.0.1:0".parse().unwrap(),
                 max_connections: 1000,
             },
+            // Per-IP limits under keys of this test's own, so tests sharing
+            // one Redis (all from 127.0.0.1) do not count each other.
+            limits: skywire_gateway::limits::IpLimitConfig {
+                key_prefix: format!("test:{}:", self.tag),
+                ..Default::default()
+            },
         };
-        let gateway = Gateway::bind(config, self.another_bus().await, self.presence.clone())
+        let kv = match self.mode {
+            Mode::Embedded => Kv::memory(),
+            Mode::Cluster => Kv::connect_redis(&redis_url()).await.unwrap(),
+        };
+        let bus = self.another_bus().await;
+        let gateway = Gateway::bind(config, bus, self.presence.clone(), kv)
             .await
             .unwrap();
         let handle = gateway.handle();
