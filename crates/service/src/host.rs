@@ -1,6 +1,11 @@
 //! The service side of the bus: a [`ServiceHost`] announces the services of
 //! one instance, takes the channels gateways offer it, and opens channels to
 //! connected peers.
+//!
+//! Tracing: each offered channel is decided in a `service.open` span that
+//! follows the gateway's `OpenRequest`, and each message a
+//! [`ServiceChannel`] receives keeps the trace context it was sent in, so a
+//! handler's span can join the peer's trace ([`ServiceChannel::follow`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message as _;
+use skywire_bus::trace::{self, Context};
 use skywire_bus::{Bus, BusError, subjects};
 use skywire_identity::Address;
 use skywire_kv::presence::Presence;
@@ -16,6 +22,7 @@ use skywire_proto::wire::v1::Reason;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 use crate::link::{LinkError, LinkKey, LinkReceiver, LinkSender, Links, WINDOW};
 use crate::registry::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Registry};
@@ -107,6 +114,33 @@ impl ServiceChannel {
     /// The next message; `Ok(None)` once the peer finished.
     pub async fn recv(&mut self) -> Result<Option<Bytes>, LinkError> {
         self.receiver.recv().await
+    }
+
+    /// The trace context the last message [`recv`](Self::recv) returned was
+    /// sent in (at the gateway, the span that forwarded it from the peer).
+    pub fn trace_context(&self) -> &Context {
+        self.receiver.trace_context()
+    }
+
+    /// Makes `span` a child of the span that sent the last message
+    /// [`recv`](Self::recv) returned, so the handler's work (and the spans
+    /// under it, e.g. database queries) joins the peer's trace. Call it
+    /// before `span` is first entered:
+    ///
+    /// ```no_run
+    /// # async fn handle(mut channel: skywire_service::ServiceChannel) {
+    /// use tracing::Instrument as _;
+    ///
+    /// while let Ok(Some(message)) = channel.recv().await {
+    ///     let span = tracing::info_span!("handle", bytes = message.len());
+    ///     channel.follow(&span);
+    ///     let reply = async { message }.instrument(span).await;
+    ///     let _ = channel.send(reply).await;
+    /// }
+    /// # }
+    /// ```
+    pub fn follow(&self, span: &tracing::Span) {
+        self.receiver.follow(span);
     }
 
     /// Says we will send no more.
@@ -206,7 +240,7 @@ impl ServiceHost {
                 };
                 let Some(message) = message else { break };
                 match pb::ChannelEvent::decode(message.payload) {
-                    Ok(event) => links.dispatch(event),
+                    Ok(event) => links.dispatch(event, &message.headers),
                     Err(e) => tracing::warn!(error = %e, "malformed channel event"),
                 }
             }
@@ -301,11 +335,20 @@ impl ServiceHost {
                     () = tx.closed() => None,
                 };
                 let Some(message) = message else { break };
-                let reply = host.offered(&tx, &message.payload);
+                let span = tracing::info_span!(
+                    "service.open",
+                    otel.kind = "server",
+                    service = name.as_str(),
+                    accepted = tracing::field::Empty,
+                );
+                trace::follow(&span, &message);
+                let reply = span.in_scope(|| host.offered(&tx, &message.payload));
+                span.record("accepted", reply.accepted);
                 let _ = host
                     .inner
                     .bus
                     .respond(&message, Bytes::from(reply.encode_to_vec()))
+                    .instrument(span)
                     .await;
             }
             host.inner.services().remove(&name);

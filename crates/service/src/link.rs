@@ -9,13 +9,20 @@
 //! stops the gateway reading the peer's channel, SWP/1 flow control stops the
 //! peer, and no queue holds more than a window plus one message. Messages
 //! larger than one bus payload travel in [`FRAGMENT`]-byte pieces.
+//!
+//! Trace context crosses a link with each message: the sender publishes in
+//! its current span (the bus puts it in the headers), [`Links::dispatch`]
+//! queues the headers' context with the data, and the receiver keeps the
+//! context of the last message it returned ([`LinkReceiver::trace_context`])
+//! so the consumer's span can follow it ([`LinkReceiver::follow`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::{Bytes, BytesMut};
 use prost::Message as _;
-use skywire_bus::Bus;
+use skywire_bus::trace::{self, Context};
+use skywire_bus::{Bus, Headers};
 use skywire_proto::bus::v1::{self as pb, channel_event::Event};
 use skywire_proto::wire::v1::Reason;
 use tokio::sync::{Notify, mpsc};
@@ -121,7 +128,9 @@ struct Entry {
 }
 
 enum Inbound {
-    Data(Bytes, bool),
+    /// A piece of a message, whether more follow, and the trace context it
+    /// was sent in.
+    Data(Bytes, bool, Context),
     Finish,
     Reset(Reason, String),
 }
@@ -236,17 +245,25 @@ impl Links {
             unacked,
             ungranted: 0,
             partial: BytesMut::new(),
+            context: Context::new(),
             done: false,
         };
         Ok((sender, receiver))
     }
 
-    /// Routes one event that arrived from the bus to its link. Events for
-    /// unknown links (already closed) are dropped; a sender that overruns
-    /// its window has its link reset with `REASON_FLOW_CONTROL`.
-    pub fn dispatch(&self, event: pb::ChannelEvent) {
+    /// Routes one event that arrived from the bus, with the headers of its
+    /// bus message, to its link. Data keeps the headers' trace context for
+    /// the receiver ([`LinkReceiver::trace_context`]). Events for unknown
+    /// links (already closed) are dropped; a sender that overruns its window
+    /// has its link reset with `REASON_FLOW_CONTROL`.
+    pub fn dispatch(&self, event: pb::ChannelEvent, headers: &Headers) {
         let Some(reference) = &event.channel else {
             return;
+        };
+        // Outside the lock; only data is ever followed.
+        let context = match &event.event {
+            Some(Event::Data(_)) => trace::context(headers),
+            _ => Context::new(),
         };
         let key = LinkKey::from_ref(reference);
         let links = self.lock();
@@ -273,7 +290,7 @@ impl Links {
                     ));
                     return;
                 }
-                let _ = entry.inbound.send(Inbound::Data(data, event.more));
+                let _ = entry.inbound.send(Inbound::Data(data, event.more, context));
             }
             Some(Event::Finish(_)) => {
                 let _ = entry.inbound.send(Inbound::Finish);
@@ -504,6 +521,8 @@ pub struct LinkReceiver {
     unacked: Arc<Mutex<u64>>,
     ungranted: u64,
     partial: BytesMut,
+    /// Trace context of the last message returned.
+    context: Context,
     done: bool,
 }
 
@@ -530,7 +549,7 @@ impl LinkReceiver {
                 });
             };
             match inbound {
-                Inbound::Data(piece, more) => {
+                Inbound::Data(piece, more, context) => {
                     let len = piece.len() as u64;
                     if self.partial.len() + piece.len() > MAX_MESSAGE_SIZE {
                         let mut sender = self.sender_for_reset();
@@ -545,14 +564,16 @@ impl LinkReceiver {
                     let message = if more || !self.partial.is_empty() {
                         self.partial.extend_from_slice(&piece);
                         if more {
-                            self.consumed(len).await;
+                            self.consumed(len);
                             continue;
                         }
                         self.partial.split().freeze()
                     } else {
                         piece
                     };
-                    self.consumed(len).await;
+                    // Every piece of a message is sent in the same span.
+                    self.context = context;
+                    self.consumed(len);
                     return Ok(Some(message));
                 }
                 Inbound::Finish => {
@@ -566,8 +587,38 @@ impl LinkReceiver {
         }
     }
 
+    /// The trace context the last message [`recv`](Self::recv) returned was
+    /// sent in (empty before the first, or when the sender traced nothing).
+    pub fn trace_context(&self) -> &Context {
+        &self.context
+    }
+
+    /// Makes `span` a child of the span that sent the last message
+    /// [`recv`](Self::recv) returned, so the work it covers joins the
+    /// sender's trace. Call it before `span` is first entered; does nothing
+    /// when that message carried no trace context.
+    ///
+    /// ```no_run
+    /// # async fn handle(mut link: skywire_service::LinkReceiver) {
+    /// use tracing::Instrument as _;
+    ///
+    /// while let Ok(Some(message)) = link.recv().await {
+    ///     let span = tracing::info_span!("handle", bytes = message.len());
+    ///     link.follow(&span);
+    ///     async { /* handle `message` */ }.instrument(span).await;
+    /// }
+    /// # }
+    /// ```
+    pub fn follow(&self, span: &tracing::Span) {
+        trace::follow_context(span, &self.context);
+    }
+
     /// Grants credit for consumed bytes, a batch at a time.
-    async fn consumed(&mut self, bytes: u64) {
+    ///
+    /// The grant is published from its own task, so `recv` never awaits
+    /// after taking a message off the queue: cancelling it loses nothing.
+    /// Grants add up, so their order does not matter.
+    fn consumed(&mut self, bytes: u64) {
         self.ungranted += bytes;
         if self.ungranted < GRANT_BATCH {
             return;
@@ -580,7 +631,10 @@ impl LinkReceiver {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             *unacked = unacked.saturating_sub(grant);
         }
-        let _ = self.end.publish(Event::Credit(grant), false).await;
+        let end = self.end.clone();
+        tokio::spawn(async move {
+            let _ = end.publish(Event::Credit(grant), false).await;
+        });
     }
 
     /// Grants the other end its first window: for links whose other end

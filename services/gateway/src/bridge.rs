@@ -5,6 +5,14 @@
 //! through SWP/1 flow control), and service → peer writes to the SWP/1
 //! channel, whose `send` waits for the peer's credit before the link grants
 //! the instance more. A reset on either side resets the other.
+//!
+//! Tracing: a peer's open runs in a `gateway.open` span (the `OpenRequest`
+//! carries it to the instance), each message from the peer is published in
+//! its own `gateway.forward` span (the link's bus headers carry it to the
+//! service, whose handler can follow it), and each message from the service
+//! is written to the peer in a `gateway.deliver` span following the
+//! service's. Without a subscriber interested in them these are disabled
+//! `tracing` spans: nothing is allocated for them per message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +24,7 @@ use skywire_proto::bus::v1 as pb;
 use skywire_service::link::{LinkKey, LinkReceiver, LinkSender, WINDOW};
 use skywire_wire::driver::{ChannelReceiver, ChannelSender};
 use skywire_wire::{Channel, Connection, IncomingChannel, Reason};
+use tracing::Instrument as _;
 
 use crate::Inner;
 
@@ -28,6 +37,30 @@ pub const PEER_OPEN_TIMEOUT: Duration = Duration::from_secs(8);
 /// Offers a peer's channel to the service's instances and bridges it to the
 /// one that accepts.
 pub(crate) async fn inbound(inner: Arc<Inner>, conn: Connection, incoming: IncomingChannel) {
+    let peer = inner.peer(&conn);
+    let span = tracing::info_span!(
+        "gateway.open",
+        otel.kind = "client",
+        service = incoming.service(),
+        peer = peer.address.as_str(),
+        connection = conn.id(),
+        channel = incoming.key().get(),
+    );
+    let opened = open(&inner, &conn, incoming, peer).instrument(span).await;
+    if let Some((channel, link_tx, link_rx)) = opened {
+        run(inner, channel, link_tx, link_rx).await;
+    }
+}
+
+/// The open handshake of [`inbound`]: asks the service, registers the link,
+/// accepts the peer's channel and grants the instance its window. `None`
+/// when the channel was rejected or reset.
+async fn open(
+    inner: &Arc<Inner>,
+    conn: &Connection,
+    incoming: IncomingChannel,
+    peer: pb::Peer,
+) -> Option<(Channel, LinkSender, LinkReceiver)> {
     let service = incoming.service().to_owned();
     let key = LinkKey {
         gateway: inner.id.clone(),
@@ -36,7 +69,7 @@ pub(crate) async fn inbound(inner: Arc<Inner>, conn: Connection, incoming: Incom
     };
     let request = pb::OpenRequest {
         channel: Some(key.to_ref()),
-        peer: Some(inner.peer(&conn)),
+        peer: Some(peer),
         service: service.clone(),
         priority: u32::from(incoming.priority()),
     };
@@ -53,25 +86,25 @@ pub(crate) async fn inbound(inner: Arc<Inner>, conn: Connection, incoming: Incom
         Ok(Err(e)) => {
             tracing::warn!(%service, error = %e, "malformed OpenReply");
             incoming.reject(Reason::ServiceUnavailable, "service answered nonsense");
-            return;
+            return None;
         }
         Err(BusError::NoResponders { .. }) => {
             incoming.reject(Reason::ServiceUnavailable, "service is down");
-            return;
+            return None;
         }
         Err(e) => {
             tracing::warn!(%service, error = %e, "service did not take the channel");
             incoming.reject(Reason::ServiceUnavailable, "service did not answer");
-            return;
+            return None;
         }
     };
     if !reply.accepted {
         incoming.reject(reject_reason(reply.reason), &reply.message);
-        return;
+        return None;
     }
     if !subjects::valid_id(&reply.instance) {
         incoming.reject(Reason::ServiceUnavailable, "service answered nonsense");
-        return;
+        return None;
     }
     let link = inner.links.insert(
         &inner.bus,
@@ -84,7 +117,7 @@ pub(crate) async fn inbound(inner: Arc<Inner>, conn: Connection, incoming: Incom
         Ok(link) => link,
         Err(e) => {
             incoming.reject(Reason::TooManyChannels, &e.to_string());
-            return;
+            return None;
         }
     };
     let channel = match incoming.accept() {
@@ -93,11 +126,11 @@ pub(crate) async fn inbound(inner: Arc<Inner>, conn: Connection, incoming: Incom
             link_tx
                 .reset(Reason::Normal, &format!("peer went: {e}"))
                 .await;
-            return;
+            return None;
         }
     };
     link_rx.open_window().await;
-    run(inner, channel, link_tx, link_rx).await;
+    Some((channel, link_tx, link_rx))
 }
 
 /// Only these reasons are valid in a `Reject` (SWP1.md section 5).
@@ -115,16 +148,26 @@ fn reject_reason(reason: i32) -> Reason {
 
 /// Runs both pumps of a bridged channel until both directions are done.
 async fn run(inner: Arc<Inner>, channel: Channel, link_tx: LinkSender, link_rx: LinkReceiver) {
+    let service: Arc<str> = Arc::from(channel.service());
     let (wire_tx, wire_rx) = channel.split();
-    inner.tasks.spawn(to_service(wire_rx, link_tx));
-    to_peer(link_rx, wire_tx).await;
+    inner
+        .tasks
+        .spawn(to_service(service.clone(), wire_rx, link_tx));
+    to_peer(&service, link_rx, wire_tx).await;
 }
 
-async fn to_service(mut wire: ChannelReceiver, mut link: LinkSender) {
+async fn to_service(service: Arc<str>, mut wire: ChannelReceiver, mut link: LinkSender) {
     loop {
         match wire.recv().await {
             Ok(Some(message)) => {
-                if link.send(message).await.is_err() {
+                // Current while the link publishes: the bus headers carry it.
+                let span = tracing::info_span!(
+                    "gateway.forward",
+                    otel.kind = "producer",
+                    service = &*service,
+                    bytes = message.len(),
+                );
+                if link.send(message).instrument(span).await.is_err() {
                     // The service side is gone; `to_peer` resets the channel.
                     return;
                 }
@@ -141,11 +184,18 @@ async fn to_service(mut wire: ChannelReceiver, mut link: LinkSender) {
     }
 }
 
-async fn to_peer(mut link: LinkReceiver, mut wire: ChannelSender) {
+async fn to_peer(service: &str, mut link: LinkReceiver, mut wire: ChannelSender) {
     loop {
         match link.recv().await {
             Ok(Some(message)) => {
-                if wire.send(message).await.is_err() {
+                let span = tracing::info_span!(
+                    "gateway.deliver",
+                    otel.kind = "consumer",
+                    service,
+                    bytes = message.len(),
+                );
+                link.follow(&span);
+                if wire.send(message).instrument(span).await.is_err() {
                     // The peer reset or left; `to_service` tells the service.
                     return;
                 }
