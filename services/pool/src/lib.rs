@@ -1,2 +1,596 @@
-//! The connection pool: keeps outbound peers, the peer store, bans, and the admin gRPC API.
+//! The connection pool: which peers the node is connected to, and why.
+//!
+//! - [`Pool`] keeps [`PoolConfig::outbound_peers`] outbound connections:
+//!   it picks candidates from the [`store`] (peers the operator asked to keep
+//!   first, then by score), asks a gateway replica to dial
+//!   (`sw.gw.any.cmd`), and after a failure waits [`backoff::delay`] before
+//!   trying that peer again. It learns every connection and disconnection
+//!   from the gateways' `sw.peer.up` / `sw.peer.down` events and records them
+//!   in the store. Bans go to every gateway replica (`sw.gw.all.cmd`) and are
+//!   re-sent periodically so replicas that start later learn them.
+//! - [`store`]: the peer store in SQLite or PostgreSQL.
+//! - [`admin`]: the gRPC admin API (`skywire.pool.v1.Pool`, with
+//!   `grpc.health.v1`): dial, disconnect, list, ban, unban, send a message to
+//!   a peer's service, and subscribe to a service's inbound messages.
+//!
+//! The pool never holds a connection itself: gateways do. It is one process
+//! (one replica) in cluster mode, or one task of `skywire node`.
+
+pub mod admin;
+pub mod backoff;
 pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use prost::Message as _;
+use skywire_bus::{Bus, BusError, subjects};
+use skywire_identity::{Address, PublicKey as NodeId};
+use skywire_proto::bus::v1::{self as pb, gateway_command::Command};
+use skywire_service::{HostError, Incoming, LinkError, ServiceHost};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::store::{PeerStore, StoreError, StoredPeer};
+
+/// Default number of outbound peers to keep.
+pub const DEFAULT_OUTBOUND_PEERS: usize = 8;
+
+/// How often the pool looks for peers to dial.
+pub const DIAL_TICK: Duration = Duration::from_secs(1);
+
+/// Dials in flight at once.
+pub const MAX_CONCURRENT_DIALS: usize = 8;
+
+/// How long a gateway may take to dial (TCP + handshake + Hello).
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a gateway may take to answer any other command.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often active bans are re-sent to every gateway replica.
+pub const BAN_REBROADCAST: Duration = Duration::from_secs(30);
+
+/// After an operator disconnects a peer, the pool does not dial it again
+/// for this long (unless asked to).
+pub const DISCONNECT_COOLDOWN: Duration = Duration::from_secs(600);
+
+/// Candidates read from the store per dial round.
+const CANDIDATES_PER_ROUND: u32 = 64;
+
+/// Why a peer is banned; each reason carries its own duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanReason {
+    /// It broke SWP/1 or a service protocol: an hour, long enough to stop a
+    /// loop of reconnects, short enough for a fixed peer to come back.
+    ProtocolViolation,
+    /// It served data that failed verification (bad signatures, lies about
+    /// chains): a day.
+    InvalidData,
+    /// It exceeded rate limits again and again: ten minutes.
+    Abuse,
+    /// An operator banned it for as long as they said.
+    Operator(Duration),
+}
+
+impl BanReason {
+    /// How long this kind of ban lasts.
+    pub fn duration(self) -> Duration {
+        match self {
+            Self::ProtocolViolation => Duration::from_secs(3600),
+            Self::InvalidData => Duration::from_secs(24 * 3600),
+            Self::Abuse => Duration::from_secs(600),
+            Self::Operator(d) => d,
+        }
+    }
+}
+
+/// Why a pool operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The peer store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bus failed (no gateway answering, timeouts).
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// Opening a channel or serving a service failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Sending on a channel failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// A peer given as text is neither an address, a hex public key nor
+    /// `PUBKEY@HOST:PORT` as required.
+    #[error("invalid peer {input:?}: {reason}")]
+    InvalidPeer {
+        /// What was given.
+        input: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The peer is not in the store.
+    #[error("unknown peer {0}")]
+    UnknownPeer(String),
+    /// A gateway refused the command.
+    #[error("gateway: {0}")]
+    Gateway(String),
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Outbound connections to keep (peers marked keep are dialed on top).
+    pub outbound_peers: usize,
+    /// How often to look for peers to dial.
+    pub tick: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            outbound_peers: DEFAULT_OUTBOUND_PEERS,
+            tick: DIAL_TICK,
+        }
+    }
+}
+
+/// A peer as the pool sees it: stored, and connected or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerView {
+    /// What the store holds.
+    pub stored: StoredPeer,
+    /// The connection, if connected: which gateway replica and direction.
+    pub connection: Option<pb::Peer>,
+}
+
+/// The running pool. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    bus: Bus,
+    store: PeerStore,
+    host: ServiceHost,
+    config: PoolConfig,
+    /// Live connections by node id, from peer events.
+    connected: Mutex<HashMap<[u8; 33], pb::Peer>>,
+    /// Peers being dialed now.
+    dialing: Mutex<HashSet<[u8; 33]>>,
+    /// Earliest next attempt per peer after failures.
+    retry_at: Mutex<HashMap<[u8; 33], Instant>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The Skycoin address of a node id.
+fn address_of(node_id: &[u8; 33]) -> Result<String, PoolError> {
+    NodeId::from_bytes(node_id)
+        .map(|k| k.address().to_string())
+        .map_err(|e| PoolError::InvalidPeer {
+            input: hex::encode(node_id),
+            reason: e.to_string(),
+        })
+}
+
+impl Pool {
+    /// Starts the pool: follows peer events, dials, re-sends bans.
+    pub async fn start(
+        bus: Bus,
+        store: PeerStore,
+        host: ServiceHost,
+        config: PoolConfig,
+    ) -> Result<Self, PoolError> {
+        let inner = Arc::new(Inner {
+            bus: bus.clone(),
+            store,
+            host,
+            config,
+            connected: Mutex::new(HashMap::new()),
+            dialing: Mutex::new(HashSet::new()),
+            retry_at: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        let ups = bus.subscribe(subjects::PEER_UP).await?;
+        let downs = bus.subscribe(subjects::PEER_DOWN).await?;
+        let pool = Self { inner };
+        pool.spawn_events(ups, downs);
+        pool.spawn_dialer();
+        pool.spawn_ban_rebroadcast();
+        Ok(pool)
+    }
+
+    /// The peer store.
+    pub fn store(&self) -> &PeerStore {
+        &self.inner.store
+    }
+
+    fn spawn_events(
+        &self,
+        mut ups: skywire_bus::Subscription,
+        mut downs: skywire_bus::Subscription,
+    ) {
+        let pool = self.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = ups.next() => m,
+                    m = downs.next() => m,
+                    () = pool.inner.shutdown.cancelled() => None,
+                };
+                let Some(message) = message else { break };
+                match pb::PeerEvent::decode(message.payload) {
+                    Ok(event) => pool.peer_event(event).await,
+                    Err(e) => tracing::warn!(error = %e, "malformed peer event"),
+                }
+            }
+        });
+    }
+
+    async fn peer_event(&self, event: pb::PeerEvent) {
+        let Some(peer) = event.peer else { return };
+        let Ok(node_id) = <[u8; 33]>::try_from(peer.node_id.as_ref()) else {
+            return;
+        };
+        if !event.up {
+            let mut connected = lock(&self.inner.connected);
+            // A newer connection (say, to another replica) may already be up.
+            if connected
+                .get(&node_id)
+                .is_some_and(|p| p.gateway == peer.gateway && p.connection == peer.connection)
+            {
+                connected.remove(&node_id);
+            }
+            tracing::debug!(address = %peer.address, reason = %event.reason, "peer down");
+            return;
+        }
+        let endpoints: Vec<String> = peer
+            .listen_addrs
+            .iter()
+            .filter(|a| a.parse::<SocketAddr>().is_ok())
+            .take(store::MAX_ENDPOINTS_PER_PEER)
+            .cloned()
+            .collect();
+        let services: Vec<String> = peer
+            .services
+            .iter()
+            .filter(|s| subjects::valid_service_name(s))
+            .take(store::MAX_SERVICES)
+            .cloned()
+            .collect();
+        let user_agent: String = peer
+            .user_agent
+            .chars()
+            .take(store::MAX_USER_AGENT_LEN)
+            .collect();
+        let Ok(address) = address_of(&node_id) else {
+            return;
+        };
+        if let Err(e) = self
+            .inner
+            .store
+            .connected(
+                &node_id,
+                &address,
+                &endpoints,
+                &services,
+                &user_agent,
+                now_ms(),
+            )
+            .await
+        {
+            tracing::warn!(%address, error = %e, "cannot record connection");
+        }
+        // After the store: whoever sees the peer connected finds it stored.
+        lock(&self.inner.retry_at).remove(&node_id);
+        lock(&self.inner.connected).insert(node_id, peer);
+    }
+
+    fn spawn_dialer(&self) {
+        let pool = self.clone();
+        self.inner.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(pool.inner.config.tick);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = pool.inner.shutdown.cancelled() => break,
+                }
+                if let Err(e) = pool.dial_round().await {
+                    tracing::warn!(error = %e, "dial round failed");
+                }
+            }
+        });
+    }
+
+    /// One round: start dials until enough outbound peers are connected or
+    /// being dialed (kept peers are always dialed).
+    async fn dial_round(&self) -> Result<(), PoolError> {
+        let now = Instant::now();
+        let candidates = self
+            .inner
+            .store
+            .dial_candidates(now_ms(), CANDIDATES_PER_ROUND)
+            .await?;
+        let mut outbound = lock(&self.inner.connected)
+            .values()
+            .filter(|p| !p.inbound)
+            .count()
+            + lock(&self.inner.dialing).len();
+        for candidate in candidates {
+            let node_id = candidate.node_id;
+            if lock(&self.inner.connected).contains_key(&node_id)
+                || lock(&self.inner.retry_at)
+                    .get(&node_id)
+                    .is_some_and(|at| *at > now)
+            {
+                continue;
+            }
+            if !candidate.keep && outbound >= self.inner.config.outbound_peers {
+                continue;
+            }
+            {
+                let mut dialing = lock(&self.inner.dialing);
+                if dialing.len() >= MAX_CONCURRENT_DIALS {
+                    break;
+                }
+                if !dialing.insert(node_id) {
+                    continue;
+                }
+            }
+            outbound += 1;
+            let pool = self.clone();
+            self.inner.tasks.spawn(async move {
+                pool.dial_stored(&candidate).await;
+                lock(&pool.inner.dialing).remove(&candidate.node_id);
+            });
+        }
+        Ok(())
+    }
+
+    /// Dials a stored peer at each of its endpoints in turn; on failure,
+    /// records it and schedules the next attempt.
+    async fn dial_stored(&self, peer: &StoredPeer) {
+        let store = &self.inner.store;
+        if let Err(e) = store.dial_attempted(&peer.node_id, now_ms()).await {
+            tracing::warn!(address = %peer.address, error = %e, "cannot record dial");
+        }
+        let mut last_error = String::from("no endpoint");
+        for endpoint in &peer.endpoints {
+            let Ok(addr) = endpoint.parse::<SocketAddr>() else {
+                continue;
+            };
+            match self.gateway_dial(&peer.node_id, addr).await {
+                Ok(_) => return,
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        let failures = store
+            .dial_failed(&peer.node_id, now_ms())
+            .await
+            .unwrap_or(1);
+        let wait = backoff::delay(failures, rand::random::<f64>());
+        lock(&self.inner.retry_at).insert(peer.node_id, Instant::now() + wait);
+        tracing::info!(address = %peer.address, failures, ?wait, error = %last_error, "dial failed");
+    }
+
+    /// Asks one gateway replica to dial.
+    async fn gateway_dial(
+        &self,
+        node_id: &[u8; 33],
+        addr: SocketAddr,
+    ) -> Result<pb::Peer, PoolError> {
+        let command = Command::Dial(pb::Dial {
+            node_id: Bytes::copy_from_slice(node_id),
+            addr: addr.to_string(),
+        });
+        let reply = self
+            .request(subjects::GATEWAY_ANY_CMD, command, DIAL_TIMEOUT)
+            .await?;
+        reply
+            .peer
+            .ok_or_else(|| PoolError::Gateway("dial answered without a peer".into()))
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        command: Command,
+        timeout: Duration,
+    ) -> Result<pb::CommandReply, PoolError> {
+        let command = pb::GatewayCommand {
+            command: Some(command),
+        };
+        let reply = self
+            .inner
+            .bus
+            .request(subject, Bytes::from(command.encode_to_vec()), timeout)
+            .await?;
+        let reply = pb::CommandReply::decode(reply.payload)
+            .map_err(|e| PoolError::Gateway(format!("malformed reply: {e}")))?;
+        if reply.error.is_empty() {
+            Ok(reply)
+        } else {
+            Err(PoolError::Gateway(reply.error))
+        }
+    }
+
+    /// Sends a command to every gateway replica (no answer awaited).
+    async fn broadcast(&self, command: Command) -> Result<(), PoolError> {
+        let command = pb::GatewayCommand {
+            command: Some(command),
+        };
+        self.inner
+            .bus
+            .publish(
+                subjects::GATEWAY_ALL_CMD,
+                Bytes::from(command.encode_to_vec()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn spawn_ban_rebroadcast(&self) {
+        let pool = self.clone();
+        self.inner.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(BAN_REBROADCAST);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = pool.inner.shutdown.cancelled() => break,
+                }
+                let now = now_ms();
+                match pool.inner.store.active_bans(now).await {
+                    Ok(bans) => {
+                        for (node_id, until, reason) in bans {
+                            let left = u64::try_from(until - now).unwrap_or(0);
+                            let _ = pool
+                                .broadcast(Command::Ban(pb::Ban {
+                                    node_id: Bytes::copy_from_slice(&node_id),
+                                    duration_ms: left,
+                                    reason,
+                                }))
+                                .await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read bans"),
+                }
+            }
+        });
+    }
+
+    /// Connects to `node_id` at `addr` now, and keeps it connected from then
+    /// on (it is dialed again whenever it drops).
+    pub async fn dial(&self, node_id: &[u8; 33], addr: SocketAddr) -> Result<pb::Peer, PoolError> {
+        let address = address_of(node_id)?;
+        self.inner
+            .store
+            .add(node_id, &address, Some(&addr.to_string()), true)
+            .await?;
+        lock(&self.inner.retry_at).remove(node_id);
+        self.gateway_dial(node_id, addr).await
+    }
+
+    /// Closes the connection to `node_id` (GoAway on whichever replica holds
+    /// it) and stops keeping it.
+    pub async fn disconnect(&self, node_id: &[u8; 33]) -> Result<(), PoolError> {
+        self.inner.store.set_keep(node_id, false).await?;
+        lock(&self.inner.retry_at).insert(*node_id, Instant::now() + DISCONNECT_COOLDOWN);
+        self.broadcast(Command::Disconnect(pb::Disconnect {
+            node_id: Bytes::copy_from_slice(node_id),
+            message: "disconnected by the operator".into(),
+        }))
+        .await
+    }
+
+    /// Bans `node_id` for `reason`'s duration: stored, and every gateway
+    /// replica drops and refuses it.
+    pub async fn ban(
+        &self,
+        node_id: &[u8; 33],
+        reason: BanReason,
+        why: &str,
+    ) -> Result<(), PoolError> {
+        let address = address_of(node_id)?;
+        let duration = reason.duration();
+        let until =
+            now_ms().saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
+        self.inner.store.ban(node_id, &address, until, why).await?;
+        self.broadcast(Command::Ban(pb::Ban {
+            node_id: Bytes::copy_from_slice(node_id),
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            reason: why.to_owned(),
+        }))
+        .await
+    }
+
+    /// Lifts a ban everywhere.
+    pub async fn unban(&self, node_id: &[u8; 33]) -> Result<(), PoolError> {
+        self.inner.store.unban(node_id).await?;
+        self.broadcast(Command::Unban(pb::Unban {
+            node_id: Bytes::copy_from_slice(node_id),
+        }))
+        .await
+    }
+
+    /// Every stored peer (best first), with its connection if connected.
+    pub async fn peers(&self, limit: u32) -> Result<Vec<PeerView>, PoolError> {
+        let stored = self.inner.store.list(limit).await?;
+        let connected = lock(&self.inner.connected);
+        Ok(stored
+            .into_iter()
+            .map(|stored| PeerView {
+                connection: connected.get(&stored.node_id).cloned(),
+                stored,
+            })
+            .collect())
+    }
+
+    /// The node id of a peer named by Skycoin address (looked up in the
+    /// store) or by hex public key.
+    pub async fn resolve(&self, peer: &str) -> Result<[u8; 33], PoolError> {
+        let invalid = |reason: &str| PoolError::InvalidPeer {
+            input: peer.chars().take(128).collect(),
+            reason: reason.to_owned(),
+        };
+        if let Ok(key) = peer.parse::<NodeId>() {
+            return Ok(key.to_bytes());
+        }
+        let address: Address = peer
+            .parse()
+            .map_err(|_| invalid("neither a Skycoin address nor a hex public key"))?;
+        let stored = self
+            .inner
+            .store
+            .by_address(&address.to_string())
+            .await?
+            .ok_or_else(|| PoolError::UnknownPeer(address.to_string()))?;
+        Ok(stored.node_id)
+    }
+
+    /// Opens a channel to `service` on the connected peer, sends `message`
+    /// and finishes. Returns once the gateway took the message.
+    pub async fn send(
+        &self,
+        node_id: &[u8; 33],
+        service: &str,
+        message: Bytes,
+    ) -> Result<(), PoolError> {
+        let mut channel = self.inner.host.open(node_id, service, 0).await?;
+        channel.send(message).await?;
+        channel.finish().await?;
+        Ok(())
+    }
+
+    /// Serves `service` for peers: each channel they open to it.
+    pub async fn subscribe(&self, service: &str) -> Result<Incoming, PoolError> {
+        Ok(self.inner.host.serve(service).await?)
+    }
+
+    /// Stops the pool's tasks.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}

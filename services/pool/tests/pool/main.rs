@@ -1,0 +1,419 @@
+//! The pool end to end, in embedded mode (in-process bus, memory, SQLite)
+//! and cluster mode (NATS, Redis, PostgreSQL): dialing through a gateway,
+//! keeping peers connected, bans, sending to and receiving from peers'
+//! services through the admin gRPC API, restarts, and bad requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+use helpers::{Infra, MODES, Remote, eventually};
+use secp256k1::SecretKey;
+use skywire_proto::pool::v1 as api;
+use tonic::Code;
+
+/// The status code of a failed call (None if it succeeded).
+fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Option<Code> {
+    result.err().map(|s| s.code())
+}
+
+async fn peer_row(
+    client: &mut api::pool_client::PoolClient<tonic::transport::Channel>,
+    address: &str,
+) -> Option<api::Peer> {
+    client
+        .list_peers(api::ListPeersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .peers
+        .into_iter()
+        .find(|p| p.address == address)
+}
+
+#[tokio::test]
+async fn dial_list_send_disconnect_through_the_admin_api() {
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let (gateway, gateway_task) = infra.gateway(SecretKey::new(&mut rand::rng())).await;
+        let mut pool = infra.pool(0).await;
+        let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+
+        let dialed = pool
+            .client
+            .dial(api::DialRequest {
+                peer: remote.dial_string(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .peer
+            .unwrap();
+        assert_eq!(dialed.address, remote.address(), "{mode:?}");
+        let address = remote.address();
+        let client = &mut pool.client;
+        eventually("peer listed as connected", || {
+            let mut client = client.clone();
+            let address = address.clone();
+            async move {
+                peer_row(&mut client, &address)
+                    .await
+                    .is_some_and(|p| p.connected)
+            }
+        })
+        .await;
+        let row = peer_row(&mut pool.client, &address).await.unwrap();
+        assert_eq!(
+            row.endpoints,
+            vec![remote.handle.local_addr().to_string()],
+            "{mode:?}"
+        );
+        assert!(
+            row.services.contains(&"inbox/1".to_string()),
+            "{mode:?}: {row:?}"
+        );
+        assert_eq!(row.gateway, gateway.id(), "{mode:?}");
+
+        // Send to the peer's service, by address.
+        pool.client
+            .send(api::SendRequest {
+                peer: address.clone(),
+                service: "inbox/1".into(),
+                message: b"invoice 42".to_vec().into(),
+            })
+            .await
+            .unwrap();
+        let received = remote.received.clone();
+        eventually("remote received the message", || {
+            let received = received.clone();
+            async move { !received.lock().unwrap().is_empty() }
+        })
+        .await;
+        assert_eq!(
+            received.lock().unwrap()[0],
+            (
+                "inbox/1".to_string(),
+                bytes::Bytes::from_static(b"invoice 42")
+            )
+        );
+
+        // Disconnect: the gateway drops it and the pool does not redial.
+        pool.client
+            .disconnect(api::DisconnectRequest {
+                peer: address.clone(),
+            })
+            .await
+            .unwrap();
+        let client = &pool.client;
+        eventually("peer disconnected", || {
+            let mut client = client.clone();
+            let address = address.clone();
+            async move {
+                peer_row(&mut client, &address)
+                    .await
+                    .is_some_and(|p| !p.connected)
+            }
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert!(
+            !peer_row(&mut pool.client, &address)
+                .await
+                .unwrap()
+                .connected,
+            "{mode:?}: redialed"
+        );
+
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+        remote.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_kept_peer_is_redialed_after_it_restarts_and_the_store_survives_a_pool_restart() {
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let (gateway, gateway_task) = infra.gateway(SecretKey::new(&mut rand::rng())).await;
+        let mut pool = infra.pool(0).await;
+        let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+        let address = remote.address();
+        pool.client
+            .dial(api::DialRequest {
+                peer: remote.dial_string(),
+            })
+            .await
+            .unwrap();
+        // The remote goes away and comes back on the same port with the same key.
+        let (key, listen) = remote.stop().await;
+        let client = &pool.client;
+        eventually("peer seen down", || {
+            let mut client = client.clone();
+            let address = address.clone();
+            async move {
+                peer_row(&mut client, &address)
+                    .await
+                    .is_some_and(|p| !p.connected)
+            }
+        })
+        .await;
+        let remote = Remote::start(key, &listen).await;
+        eventually("peer redialed", || {
+            let mut client = client.clone();
+            let address = address.clone();
+            async move {
+                peer_row(&mut client, &address)
+                    .await
+                    .is_some_and(|p| p.connected)
+            }
+        })
+        .await;
+
+        // A new pool on the same database still knows the peer.
+        pool.stop().await;
+        let mut pool = infra.pool(0).await;
+        let row = peer_row(&mut pool.client, &address)
+            .await
+            .expect("peer survives a restart");
+        assert_eq!(row.endpoints, vec![listen.clone()], "{mode:?}");
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+        remote.stop().await;
+        let _ = infra.dir();
+    }
+}
+
+#[tokio::test]
+async fn banned_peers_are_dropped_refused_and_let_back_in_after_unban() {
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let gateway_key = SecretKey::new(&mut rand::rng());
+        let (gateway, gateway_task) = infra.gateway(gateway_key).await;
+        let mut pool = infra.pool(0).await;
+        let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+        let address = remote.address();
+        pool.client
+            .dial(api::DialRequest {
+                peer: remote.dial_string(),
+            })
+            .await
+            .unwrap();
+        pool.client
+            .ban(api::BanRequest {
+                peer: address.clone(),
+                duration_secs: 3600,
+                reason: "test ban".into(),
+            })
+            .await
+            .unwrap();
+        let client = &pool.client;
+        eventually("banned peer dropped", || {
+            let mut client = client.clone();
+            let address = address.clone();
+            async move {
+                peer_row(&mut client, &address).await.is_some_and(|p| {
+                    !p.connected && p.banned_until_ms > 0 && p.ban_reason == "test ban"
+                })
+            }
+        })
+        .await;
+        // The peer dialing in is refused with BANNED.
+        let node = gateway.node().unwrap().clone();
+        let refused = remote
+            .handle
+            .connect(node.local_addr(), &node.public_key())
+            .await;
+        match refused {
+            Ok(conn) => {
+                let reason = conn.closed().await;
+                assert_eq!(reason.reason, skywire_wire::Reason::Banned, "{mode:?}");
+            }
+            Err(e) => assert!(
+                e.to_string().contains("BANNED") || e.to_string().contains("anned"),
+                "{mode:?}: {e}"
+            ),
+        }
+        pool.client
+            .unban(api::UnbanRequest {
+                peer: address.clone(),
+            })
+            .await
+            .unwrap();
+        eventually("unbanned peer can connect", || {
+            let remote = &remote;
+            let node = node.clone();
+            async move {
+                match remote
+                    .handle
+                    .connect(node.local_addr(), &node.public_key())
+                    .await
+                {
+                    Ok(conn) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        conn.close_reason().is_none()
+                    }
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+        remote.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn subscribe_streams_what_peers_send_to_a_service() {
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let (gateway, gateway_task) = infra.gateway(SecretKey::new(&mut rand::rng())).await;
+        let mut pool = infra.pool(0).await;
+        let service = format!("chat-{:08x}/1", rand::random::<u32>());
+        let mut stream = pool
+            .client
+            .subscribe(api::SubscribeRequest {
+                service: service.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        // Serving the same service twice is refused.
+        let twice = pool
+            .client
+            .subscribe(api::SubscribeRequest {
+                service: service.clone(),
+            })
+            .await;
+        assert_eq!(
+            twice.err().map(|s| s.code()),
+            Some(Code::AlreadyExists),
+            "{mode:?}"
+        );
+
+        let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+        let node = gateway.node().unwrap().clone();
+        let handle = gateway.clone();
+        let svc = service.clone();
+        eventually("service advertised", || {
+            let live = handle.live_services().contains(&svc);
+            async move { live }
+        })
+        .await;
+        let conn = remote
+            .handle
+            .connect(node.local_addr(), &node.public_key())
+            .await
+            .unwrap();
+        let mut channel = conn.open(&service, 0).await.unwrap();
+        for text in ["hello", "world"] {
+            channel.send(bytes::Bytes::from(text)).await.unwrap();
+        }
+        for text in ["hello", "world"] {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(5), stream.message())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(message.message.as_ref(), text.as_bytes(), "{mode:?}");
+            assert_eq!(message.address, remote.address());
+            assert_eq!(message.service, service);
+        }
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+        remote.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_admin_requests_get_clear_errors() {
+    let infra = Infra::new(helpers::Mode::Embedded).await;
+    let mut pool = infra.pool(0).await;
+    let stranger = skywire_identity::Keypair::generate().address().to_string();
+    assert_eq!(
+        code(
+            pool.client
+                .dial(api::DialRequest {
+                    peer: "garbage".into()
+                })
+                .await
+        ),
+        Some(Code::InvalidArgument)
+    );
+    assert_eq!(
+        code(
+            pool.client
+                .dial(api::DialRequest {
+                    peer: format!("{}@nowhere", "02".repeat(33))
+                })
+                .await
+        ),
+        Some(Code::InvalidArgument)
+    );
+    assert_eq!(
+        code(
+            pool.client
+                .ban(api::BanRequest {
+                    peer: stranger.clone(),
+                    duration_secs: 1,
+                    reason: String::new()
+                })
+                .await
+        ),
+        Some(Code::NotFound)
+    );
+    assert_eq!(
+        code(
+            pool.client
+                .unban(api::UnbanRequest {
+                    peer: "not an address".into()
+                })
+                .await
+        ),
+        Some(Code::InvalidArgument)
+    );
+    let key = hex::encode(
+        skywire_identity::Keypair::generate()
+            .public_key()
+            .to_bytes(),
+    );
+    assert_eq!(
+        code(
+            pool.client
+                .send(api::SendRequest {
+                    peer: key,
+                    service: "inbox/1".into(),
+                    message: Default::default()
+                })
+                .await
+        ),
+        Some(Code::FailedPrecondition)
+    );
+    assert_eq!(
+        pool.client
+            .subscribe(api::SubscribeRequest {
+                service: "Not A Service".into()
+            })
+            .await
+            .err()
+            .map(|s| s.code()),
+        Some(Code::InvalidArgument)
+    );
+    // Dialing with no gateway running is an error, not a hang.
+    let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+    assert_eq!(
+        code(
+            pool.client
+                .dial(api::DialRequest {
+                    peer: remote.dial_string()
+                })
+                .await
+        ),
+        Some(Code::Unavailable)
+    );
+    pool.stop().await;
+    remote.stop().await;
+}
