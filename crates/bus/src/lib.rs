@@ -24,6 +24,7 @@ mod nats;
 pub mod subjects;
 pub mod trace;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -142,25 +143,57 @@ pub enum BusError {
 }
 
 /// The bus: cheap to clone, shared by every task of a process.
+///
+/// A bus may have a *namespace* ([`Bus::with_namespace`]): every subject it
+/// publishes or subscribes to is prefixed with `<namespace>.`, so several
+/// clusters (or tests) can share one NATS server without hearing each other.
 #[derive(Clone, Debug)]
-pub enum Bus {
-    /// In-process (embedded mode).
+pub struct Bus {
+    transport: Transport,
+    namespace: Option<Arc<str>>,
+}
+
+#[derive(Clone, Debug)]
+enum Transport {
     Local(LocalBus),
-    /// NATS (cluster mode).
     Nats(NatsBus),
 }
 
 impl Bus {
     /// A fresh in-process bus.
     pub fn local() -> Self {
-        Self::Local(LocalBus::new())
+        Self {
+            transport: Transport::Local(LocalBus::new()),
+            namespace: None,
+        }
     }
 
     /// Connects to NATS at `url` as client `name`. Fails after
     /// [`CONNECT_TIMEOUT`] if the server is not there; once connected, the
     /// client reconnects on its own after outages.
     pub async fn connect_nats(url: &str, name: &str) -> Result<Self, BusError> {
-        NatsBus::connect(url, name).await.map(Self::Nats)
+        Ok(Self {
+            transport: Transport::Nats(NatsBus::connect(url, name).await?),
+            namespace: None,
+        })
+    }
+
+    /// The same bus, with every subject under `namespace` (one or more
+    /// dot-separated tokens, e.g. `prod` or `test.1a2b`).
+    pub fn with_namespace(mut self, namespace: &str) -> Result<Self, BusError> {
+        if !valid_subject(namespace) {
+            return Err(BusError::InvalidSubject(namespace.to_owned()));
+        }
+        self.namespace = Some(namespace.into());
+        Ok(self)
+    }
+
+    /// `subject` under this bus's namespace.
+    fn full<'a>(&self, subject: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.namespace {
+            Some(ns) => format!("{ns}.{subject}").into(),
+            None => subject.into(),
+        }
     }
 
     /// Publishes `payload` to `subject`, with the current span's trace
@@ -169,8 +202,17 @@ impl Bus {
         self.publish_with_reply(subject, None, payload).await
     }
 
-    /// Publishes with a reply subject.
+    /// Publishes with a reply subject (an inbox, outside the namespace).
     pub async fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        self.publish_raw(&self.full(subject), reply, payload).await
+    }
+
+    async fn publish_raw(
         &self,
         subject: &str,
         reply: Option<&str>,
@@ -178,9 +220,9 @@ impl Bus {
     ) -> Result<(), BusError> {
         check_size(&payload)?;
         let headers = trace::current_headers();
-        match self {
-            Self::Local(bus) => bus.publish(subject, reply, headers, payload),
-            Self::Nats(bus) => bus.publish(subject, reply, headers, payload).await,
+        match &self.transport {
+            Transport::Local(bus) => bus.publish(subject, reply, headers, payload),
+            Transport::Nats(bus) => bus.publish(subject, reply, headers, payload).await,
         }
     }
 
@@ -193,16 +235,28 @@ impl Bus {
     ) -> Result<Message, BusError> {
         check_size(&payload)?;
         let headers = trace::current_headers();
-        match self {
-            Self::Local(bus) => bus.request(subject, headers, payload, timeout).await,
-            Self::Nats(bus) => bus.request(subject, headers, payload, timeout).await,
-        }
+        let full = self.full(subject);
+        let reply = match &self.transport {
+            Transport::Local(bus) => bus.request(&full, headers, payload, timeout).await,
+            Transport::Nats(bus) => bus.request(&full, headers, payload, timeout).await,
+        };
+        reply.map_err(|e| match e {
+            BusError::NoResponders { .. } => BusError::NoResponders {
+                subject: subject.to_owned(),
+            },
+            BusError::Timeout { after, .. } => BusError::Timeout {
+                subject: subject.to_owned(),
+                after,
+            },
+            other => other,
+        })
     }
 
     /// Answers a request. A message without a reply subject is ignored.
     pub async fn respond(&self, request: &Message, payload: Bytes) -> Result<(), BusError> {
         match &request.reply {
-            Some(reply) => self.publish(reply, payload).await,
+            // Inboxes are not namespaced: the requester chose the subject.
+            Some(reply) => self.publish_raw(reply, None, payload).await,
             None => Ok(()),
         }
     }
@@ -210,10 +264,7 @@ impl Bus {
     /// Receives every message published to `subject` (wildcards `*` for one
     /// token and `>` for the rest).
     pub async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
-        match self {
-            Self::Local(bus) => bus.subscribe(subject, None),
-            Self::Nats(bus) => bus.subscribe(subject, None).await,
-        }
+        self.subscribe_in(subject, None).await
     }
 
     /// Like [`Bus::subscribe`], but each message goes to one member of
@@ -223,25 +274,46 @@ impl Bus {
         subject: &str,
         group: &str,
     ) -> Result<Subscription, BusError> {
-        match self {
-            Self::Local(bus) => bus.subscribe(subject, Some(group)),
-            Self::Nats(bus) => bus.subscribe(subject, Some(group)).await,
-        }
+        self.subscribe_in(subject, Some(group)).await
+    }
+
+    async fn subscribe_in(
+        &self,
+        subject: &str,
+        group: Option<&str>,
+    ) -> Result<Subscription, BusError> {
+        let full = self.full(subject);
+        let subscription = match &self.transport {
+            Transport::Local(bus) => bus.subscribe(&full, group)?,
+            Transport::Nats(bus) => bus.subscribe(&full, group).await?,
+        };
+        Ok(match &self.namespace {
+            None => subscription,
+            Some(ns) => {
+                let strip = format!("{ns}.");
+                Subscription::new(futures_util::StreamExt::map(subscription, move |mut m| {
+                    if let Some(rest) = m.subject.strip_prefix(&strip) {
+                        m.subject = rest.to_owned();
+                    }
+                    m
+                }))
+            }
+        })
     }
 
     /// Waits until everything published so far has reached the server.
     pub async fn flush(&self) -> Result<(), BusError> {
-        match self {
-            Self::Local(_) => Ok(()),
-            Self::Nats(bus) => bus.flush().await,
+        match &self.transport {
+            Transport::Local(_) => Ok(()),
+            Transport::Nats(bus) => bus.flush().await,
         }
     }
 
     /// Whether the bus can carry messages now (NATS connected).
     pub fn is_connected(&self) -> bool {
-        match self {
-            Self::Local(_) => true,
-            Self::Nats(bus) => bus.is_connected(),
+        match &self.transport {
+            Transport::Local(_) => true,
+            Transport::Nats(bus) => bus.is_connected(),
         }
     }
 }

@@ -174,3 +174,54 @@ async fn an_unreachable_server_is_a_clear_error() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn namespaces_keep_clusters_on_one_server_apart() {
+    for (name, bus) in buses().await {
+        let p = prefix();
+        let blue = bus.clone().with_namespace(&format!("{p}.blue")).unwrap();
+        let also_blue = bus.clone().with_namespace(&format!("{p}.blue")).unwrap();
+        let green = bus.clone().with_namespace(&format!("{p}.green")).unwrap();
+        let mut blue_sub = blue.subscribe("sw.peer.up").await.unwrap();
+        let mut green_sub = green.subscribe("sw.peer.up").await.unwrap();
+        // Requests and replies work inside a namespace.
+        let mut server = blue.subscribe("sw.svc").await.unwrap();
+        bus.flush().await.unwrap();
+        also_blue
+            .publish("sw.peer.up", Bytes::from_static(b"b"))
+            .await
+            .unwrap();
+        let m = recv(&mut blue_sub).await;
+        assert_eq!(
+            (m.subject.as_str(), m.payload.as_ref()),
+            ("sw.peer.up", &b"b"[..]),
+            "{name}"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), green_sub.next())
+                .await
+                .is_err(),
+            "{name}: green heard blue"
+        );
+        let responder = blue.clone();
+        tokio::spawn(async move {
+            let m = server.next().await.unwrap();
+            responder
+                .respond(&m, Bytes::from_static(b"pong"))
+                .await
+                .unwrap();
+        });
+        let reply = also_blue
+            .request("sw.svc", Bytes::new(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(reply.payload.as_ref(), b"pong", "{name}");
+        assert!(matches!(
+            green
+                .request("sw.svc", Bytes::new(), Duration::from_secs(1))
+                .await,
+            Err(BusError::NoResponders { .. })
+        ));
+        assert!(bus.clone().with_namespace("bad space").is_err());
+    }
+}
