@@ -297,6 +297,16 @@ impl Kv {
         }
     }
 
+    /// The live member of the set at `key` whose expiry is latest (the one
+    /// acquired or refreshed last).
+    pub(crate) async fn members_newest(&self, key: &str) -> Result<Option<String>, KvError> {
+        check_key(key)?;
+        match &self.backend {
+            Backend::Memory(m) => m.members_newest(key),
+            Backend::Redis(r) => r.members_newest(key).await,
+        }
+    }
+
     /// Removes `member` from the set at `key` (the key goes when the set is
     /// empty).
     pub(crate) async fn members_remove(&self, key: &str, member: &str) -> Result<(), KvError> {

@@ -247,6 +247,24 @@ impl MemoryKv {
         }
     }
 
+    /// As the Redis script: the live member with the latest expiry.
+    pub(crate) fn members_newest(&self, key: &str) -> Result<Option<String>, KvError> {
+        let now = Instant::now();
+        let mut s = self.lock();
+        s.drop_if_expired(key, now);
+        let Some(entry) = s.entries.get(key) else {
+            return Ok(None);
+        };
+        let Value::Members(members) = &entry.value else {
+            return Err(wrong_type("members_newest", key));
+        };
+        Ok(members
+            .iter()
+            .filter(|(_, at)| **at > now)
+            .max_by_key(|(_, at)| **at)
+            .map(|(member, _)| member.clone()))
+    }
+
     pub(crate) fn members_remove(&self, key: &str, member: &str) -> Result<(), KvError> {
         let now = Instant::now();
         let mut s = self.lock();

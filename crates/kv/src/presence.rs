@@ -1,22 +1,28 @@
 //! Presence: which gateway replica holds a node's connection.
 //!
-//! A replica that accepts a node's connection *claims* the node (writes its
-//! replica id under the node's key with a TTL), *refreshes* the claim while
-//! the connection lives, and *releases* it on disconnect. Another replica
-//! routing a message to that node *looks up* the holder. A crashed replica's
-//! claims simply expire.
+//! A replica that accepts a node's connection *claims* the node (adds its
+//! replica id to the node's set of holders, with a TTL), *refreshes* the
+//! claim while the connection lives, and *releases* it on disconnect.
+//! Another replica routing a message to that node *looks up* the holder: the
+//! replica that claimed or refreshed last. A crashed replica's claims simply
+//! expire.
 //!
-//! Key format: `<prefix><hex node id>`, by default
-//! `sw:presence:` followed by the 66 lower-case hex characters of the 33-byte
-//! node id; value: the replica id (UTF-8).
+//! Each replica has its own entry, so one replica releasing its claim never
+//! removes another's: when a node briefly connects to two replicas and the
+//! duplicate rule closes one connection, the survivor's claim stays.
 //!
-//! Refresh and release compare the stored replica id first (atomically), so
-//! a replica whose claim was taken over by a newer connection elsewhere can
-//! neither extend nor delete the newer claim.
+//! Key format: `<prefix><hex node id>`, by default `sw:presence:` followed
+//! by the 66 lower-case hex characters of the 33-byte node id; a set of
+//! replica ids, each with its own expiry (a Redis sorted set scored by
+//! expiry, on the server's clock).
 
 use std::time::Duration;
 
 use crate::{Kv, KvError};
+
+/// Replicas that may hold claims on one node at once (more than one only
+/// while duplicate connections are being resolved).
+pub const MAX_HOLDERS: u32 = 16;
 
 /// Default key prefix of [`Presence`].
 pub const PRESENCE_PREFIX: &str = "sw:presence:";
@@ -44,22 +50,26 @@ impl Presence {
         self
     }
 
-    /// Records that `replica` holds `node_id`'s connection, for `ttl`,
-    /// replacing any other replica's claim (the newest connection wins).
+    /// Records that `replica` holds `node_id`'s connection, for `ttl`. It
+    /// becomes the holder [`Presence::lookup`] returns.
     pub async fn claim(
         &self,
         node_id: &[u8; 33],
         replica: &str,
         ttl: Duration,
     ) -> Result<(), KvError> {
-        self.kv
-            .set(&self.key(node_id), replica.as_bytes(), ttl)
-            .await
+        let held = self
+            .kv
+            .members_acquire(&self.key(node_id), replica, MAX_HOLDERS, ttl)
+            .await?;
+        if !held {
+            tracing::warn!(replica, "presence: too many replicas claim one node");
+        }
+        Ok(())
     }
 
     /// Extends `replica`'s claim on `node_id` to `ttl` from now. Returns
-    /// `false` if the claim expired or another replica claimed the node
-    /// since: the caller no longer holds it.
+    /// `false` if the claim had expired or was released.
     pub async fn refresh(
         &self,
         node_id: &[u8; 33],
@@ -67,23 +77,19 @@ impl Presence {
         ttl: Duration,
     ) -> Result<bool, KvError> {
         self.kv
-            .expire_if_eq(&self.key(node_id), replica.as_bytes(), ttl)
+            .members_refresh(&self.key(node_id), replica, ttl)
             .await
     }
 
-    /// Removes `replica`'s claim on `node_id`. Returns `false` (and removes
-    /// nothing) if the node is unclaimed or claimed by another replica.
-    pub async fn release(&self, node_id: &[u8; 33], replica: &str) -> Result<bool, KvError> {
-        self.kv
-            .del_if_eq(&self.key(node_id), replica.as_bytes())
-            .await
+    /// Removes `replica`'s claim on `node_id`; other replicas' claims stay.
+    pub async fn release(&self, node_id: &[u8; 33], replica: &str) -> Result<(), KvError> {
+        self.kv.members_remove(&self.key(node_id), replica).await
     }
 
-    /// The replica holding `node_id`'s connection, if any. A stored id that
-    /// is not UTF-8 (never written by this module) is decoded lossily.
+    /// The replica holding `node_id`'s connection (the latest claim), if
+    /// any.
     pub async fn lookup(&self, node_id: &[u8; 33]) -> Result<Option<String>, KvError> {
-        let value = self.kv.get(&self.key(node_id)).await?;
-        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+        self.kv.members_newest(&self.key(node_id)).await
     }
 
     fn key(&self, node_id: &[u8; 33]) -> String {

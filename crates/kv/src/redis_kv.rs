@@ -88,16 +88,22 @@ return {count, left}
     )
 });
 
-/// Shared prologue of the member scripts: the server's clock in unix ms (one
-/// clock for every replica, so skew between replicas does not matter), then
-/// drop members whose expiry has passed.
-const MEMBERS_PROLOGUE: &str = r"
+/// The server's clock in unix µs (one clock for every replica, so skew
+/// between replicas does not matter; µs so that claims made in the same
+/// millisecond still have an order, and exact in a double until 2255), then
+/// drop members whose expiry has passed. Scores are expiries in µs.
+const MEMBERS_NOW: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+";
+
+/// Shared prologue of the member scripts: [`MEMBERS_NOW`], and `hold()`,
+/// which (re)scores `ARGV[1]` to expire `ARGV[2]` ms from now.
+const MEMBERS_PROLOGUE: &str = r"
 local ttl = tonumber(ARGV[2])
 local function hold()
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  redis.call('ZADD', KEYS[1], now + ttl * 1000, ARGV[1])
   if redis.call('PTTL', KEYS[1]) < ttl then
     redis.call('PEXPIRE', KEYS[1], ttl)
   end
@@ -105,11 +111,21 @@ local function hold()
 end
 ";
 
+/// `KEYS[1]`: drop expired members, return the live member with the latest
+/// expiry (or nil).
+static MEMBERS_NEWEST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{MEMBERS_NOW}
+return redis.call('ZREVRANGE', KEYS[1], 0, 0)[1]
+"
+    ))
+});
+
 /// `KEYS[1]`, `ARGV[1]` = member, `ARGV[2]` = TTL ms, `ARGV[3]` = limit.
 /// Keep a held slot, or take one if fewer than `limit` are held.
 static MEMBERS_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{MEMBERS_PROLOGUE}
+        r"{MEMBERS_NOW}{MEMBERS_PROLOGUE}
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return hold()
 end
@@ -125,7 +141,7 @@ return 0
 /// still held.
 static MEMBERS_REFRESH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        r"{MEMBERS_PROLOGUE}
+        r"{MEMBERS_NOW}{MEMBERS_PROLOGUE}
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   return hold()
 end
@@ -295,6 +311,14 @@ impl RedisKv {
         let mut conn = self.conn.clone();
         let reply = timeout(OP_TIMEOUT, call.invoke_async::<i64>(&mut conn)).await;
         Ok(self.finish("connection_refresh", key, reply)? == 1)
+    }
+
+    pub(crate) async fn members_newest(&self, key: &str) -> Result<Option<String>, KvError> {
+        let mut call = MEMBERS_NEWEST.prepare_invoke();
+        call.key(key);
+        let mut conn = self.conn.clone();
+        let reply = timeout(OP_TIMEOUT, call.invoke_async::<Option<String>>(&mut conn)).await;
+        self.finish("members_newest", key, reply)
     }
 
     pub(crate) async fn members_remove(&self, key: &str, member: &str) -> Result<(), KvError> {
