@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::link::{LinkError, LinkKey, LinkReceiver, LinkSender, Links, WINDOW};
-use crate::registry::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Registry};
+use crate::registry::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, watch_departures};
 
 /// Channels offered to a service and not yet taken by its handler; beyond
 /// this, gateways are told `REASON_REFUSED` (the service is overloaded).
@@ -229,7 +229,7 @@ impl ServiceHost {
         let mut channels = bus
             .subscribe(&subjects::instance_channels(instance))
             .await?;
-        let mut heartbeats = bus.subscribe(subjects::HEARTBEAT).await?;
+        let heartbeats = bus.subscribe(subjects::HEARTBEAT).await?;
         let links = inner.links.clone();
         let stop = inner.shutdown.clone();
         inner.tasks.spawn(async move {
@@ -246,25 +246,11 @@ impl ServiceHost {
             }
         });
         let links = inner.links.clone();
-        let stop = inner.shutdown.clone();
-        inner.tasks.spawn(async move {
-            let mut registry = Registry::new();
-            let mut sweep = tokio::time::interval(HEARTBEAT_INTERVAL);
-            loop {
-                let change = tokio::select! {
-                    m = heartbeats.next() => match m.map(|m| pb::Heartbeat::decode(m.payload)) {
-                        Some(Ok(beat)) => registry.apply(beat, Instant::now()),
-                        Some(Err(_)) => continue,
-                        None => break,
-                    },
-                    _ = sweep.tick() => registry.expire(Instant::now()),
-                    () = stop.cancelled() => break,
-                };
-                for gone in change.left {
-                    links.reset_peer(&gone, Reason::ServiceUnavailable, "gateway gone");
-                }
-            }
-        });
+        inner.tasks.spawn(watch_departures(
+            heartbeats,
+            inner.shutdown.clone(),
+            move |gone| links.reset_peer(gone, Reason::ServiceUnavailable, "gateway gone"),
+        ));
         let host = Self { inner };
         let beat = host.clone();
         host.inner.tasks.spawn(async move {

@@ -125,6 +125,40 @@ struct Entry {
     inbound: mpsc::UnboundedSender<Inbound>,
     /// Bytes received and not yet granted back; bounded by the window.
     unacked: Arc<Mutex<u64>>,
+    /// Where credit goes back to, for data arriving after our receiver was
+    /// dropped: it is discarded and its credit granted at once, so the
+    /// sender is never stuck (SWP/1 channels behave the same).
+    back: Back,
+}
+
+/// The other end's subject and our channel reference.
+#[derive(Clone)]
+struct Back {
+    bus: Bus,
+    subject: String,
+    reference: pb::ChannelRef,
+}
+
+impl Back {
+    /// Publishes `event` from a task of its own (callers may not await or
+    /// may be in `Drop`); does nothing outside a tokio runtime.
+    fn spawn_publish(&self, event: Event) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let back = self.clone();
+        runtime.spawn(async move {
+            let event = pb::ChannelEvent {
+                channel: Some(back.reference),
+                event: Some(event),
+                more: false,
+            };
+            let _ = back
+                .bus
+                .publish(&back.subject, Bytes::from(event.encode_to_vec()))
+                .await;
+        });
+    }
 }
 
 enum Inbound {
@@ -219,6 +253,11 @@ impl Links {
                     credit: credit.clone(),
                     inbound: tx.clone(),
                     unacked: unacked.clone(),
+                    back: Back {
+                        bus: bus.clone(),
+                        subject: subject.clone(),
+                        reference: key.to_ref(),
+                    },
                 },
             );
         }
@@ -271,6 +310,10 @@ impl Links {
             return;
         };
         match event.event {
+            Some(Event::Data(data)) if entry.inbound.is_closed() => {
+                // Nobody reads any more: discard, give the credit back.
+                entry.back.spawn_publish(Event::Credit(data.len() as u64));
+            }
             Some(Event::Data(data)) => {
                 let mut unacked = entry
                     .unacked
@@ -401,6 +444,22 @@ impl std::fmt::Debug for LinkSender {
         f.debug_struct("LinkSender")
             .field("channel", &self.end.reference)
             .finish_non_exhaustive()
+    }
+}
+
+/// Dropping a sender that did not finish finishes it, as dropping an SWP/1
+/// channel does: the other end sees the end of the messages.
+impl Drop for LinkSender {
+    fn drop(&mut self) {
+        if self.finished || self.credit.lock().dead.is_some() {
+            return;
+        }
+        let back = Back {
+            bus: self.end.bus.clone(),
+            subject: self.end.subject.clone(),
+            reference: self.end.reference.clone(),
+        };
+        back.spawn_publish(Event::Finish(pb::Finish {}));
     }
 }
 

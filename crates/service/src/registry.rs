@@ -137,6 +137,33 @@ impl Registry {
     }
 }
 
+/// Follows `heartbeats` (a subscription to `sw.registry.heartbeat`) until
+/// `stop`, calling `left` with the id of every instance or gateway that
+/// leaves or whose heartbeats stop.
+pub async fn watch_departures(
+    mut heartbeats: skywire_bus::Subscription,
+    stop: tokio_util::sync::CancellationToken,
+    mut left: impl FnMut(&str),
+) {
+    use prost::Message as _;
+    let mut registry = Registry::new();
+    let mut sweep = tokio::time::interval(HEARTBEAT_INTERVAL);
+    loop {
+        let change = tokio::select! {
+            m = heartbeats.next() => match m.map(|m| Heartbeat::decode(m.payload)) {
+                Some(Ok(beat)) => registry.apply(beat, Instant::now()),
+                Some(Err(_)) => continue,
+                None => break,
+            },
+            _ = sweep.tick() => registry.expire(Instant::now()),
+            () = stop.cancelled() => break,
+        };
+        for gone in &change.left {
+            left(gone);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
