@@ -253,8 +253,14 @@ impl Hooks for GatewayHooks {
         let peer = inner.peer(conn);
         let node_id = conn.remote_key().serialize();
         let reason = reason.to_string();
+        // A newer connection to the same peer (a duplicate that won) keeps
+        // this replica's claim.
+        let superseded = inner
+            .node()
+            .and_then(|n| n.connection(&conn.remote_key()))
+            .is_some_and(|live| !live.same(conn));
         self.0.tasks.spawn(async move {
-            if let Err(e) = inner.presence.release(&node_id, &inner.id).await {
+            if !superseded && let Err(e) = inner.presence.release(&node_id, &inner.id).await {
                 tracing::warn!(error = %e, "cannot clear presence");
             }
             let event = pb::PeerEvent {
