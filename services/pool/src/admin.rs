@@ -136,15 +136,21 @@ impl pool_server::Pool for AdminService {
         request: Request<api::DialRequest>,
     ) -> Result<Response<api::DialResponse>, Status> {
         let (node_id, addr) = parse_dial(&request.get_ref().peer).map_err(status)?;
-        self.pool.dial(&node_id, addr).await.map_err(status)?;
+        let connection = self.pool.dial(&node_id, addr).await.map_err(status)?;
+        // The store learns of the connection from the gateway's event, maybe
+        // not yet: the connection itself is what the gateway answered.
         let peer = self
             .pool
-            .peers(LIST_LIMIT)
+            .store()
+            .get(&node_id)
             .await
-            .map_err(status)?
-            .into_iter()
-            .find(|p| p.stored.node_id == node_id)
-            .map(peer_to_api);
+            .map_err(|e| status(e.into()))?
+            .map(|stored| {
+                peer_to_api(PeerView {
+                    stored,
+                    connection: Some(connection),
+                })
+            });
         Ok(Response::new(api::DialResponse { peer }))
     }
 

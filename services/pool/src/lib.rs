@@ -30,6 +30,7 @@ use prost::Message as _;
 use skywire_bus::{Bus, BusError, subjects};
 use skywire_identity::{Address, PublicKey as NodeId};
 use skywire_proto::bus::v1::{self as pb, gateway_command::Command};
+use skywire_service::registry::watch_departures;
 use skywire_service::{HostError, Incoming, LinkError, ServiceHost};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,12 +52,18 @@ pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a gateway may take to answer any other command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long `send` waits for the peer's service to acknowledge (finish).
+pub const SEND_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often active bans are re-sent to every gateway replica.
 pub const BAN_REBROADCAST: Duration = Duration::from_secs(30);
 
 /// After an operator disconnects a peer, the pool does not dial it again
 /// for this long (unless asked to).
 pub const DISCONNECT_COOLDOWN: Duration = Duration::from_secs(600);
+
+/// Connections remembered per peer (duplicates being resolved).
+const MAX_CONNECTIONS_PER_PEER: usize = 4;
 
 /// Candidates read from the store per dial round.
 const CANDIDATES_PER_ROUND: u32 = 64;
@@ -160,7 +167,9 @@ struct Inner {
     host: ServiceHost,
     config: PoolConfig,
     /// Live connections by node id, from peer events.
-    connected: Mutex<HashMap<[u8; 33], pb::Peer>>,
+    /// Several while duplicates (possibly on different replicas) are being
+    /// resolved; the last one announced first.
+    connected: Mutex<HashMap<[u8; 33], Vec<pb::Peer>>>,
     /// Peers being dialed now.
     dialing: Mutex<HashSet<[u8; 33]>>,
     /// Earliest next attempt per peer after failures.
@@ -214,8 +223,10 @@ impl Pool {
         });
         let ups = bus.subscribe(subjects::PEER_UP).await?;
         let downs = bus.subscribe(subjects::PEER_DOWN).await?;
+        let heartbeats = bus.subscribe(subjects::HEARTBEAT).await?;
         let pool = Self { inner };
         pool.spawn_events(ups, downs);
+        pool.spawn_gateway_watch(heartbeats);
         pool.spawn_dialer();
         pool.spawn_ban_rebroadcast();
         Ok(pool)
@@ -255,12 +266,14 @@ impl Pool {
         };
         if !event.up {
             let mut connected = lock(&self.inner.connected);
-            // A newer connection (say, to another replica) may already be up.
-            if connected
-                .get(&node_id)
-                .is_some_and(|p| p.gateway == peer.gateway && p.connection == peer.connection)
-            {
-                connected.remove(&node_id);
+            // Only that connection: another (say, on another replica) may
+            // still be up.
+            if let Some(connections) = connected.get_mut(&node_id) {
+                connections
+                    .retain(|p| !(p.gateway == peer.gateway && p.connection == peer.connection));
+                if connections.is_empty() {
+                    connected.remove(&node_id);
+                }
             }
             tracing::debug!(address = %peer.address, reason = %event.reason, "peer down");
             return;
@@ -304,7 +317,28 @@ impl Pool {
         }
         // After the store: whoever sees the peer connected finds it stored.
         lock(&self.inner.retry_at).remove(&node_id);
-        lock(&self.inner.connected).insert(node_id, peer);
+        let mut connected = lock(&self.inner.connected);
+        let connections = connected.entry(node_id).or_default();
+        connections.retain(|p| !(p.gateway == peer.gateway && p.connection == peer.connection));
+        // Bounded: duplicates are resolved within a round trip.
+        connections.truncate(MAX_CONNECTIONS_PER_PEER - 1);
+        connections.insert(0, peer);
+    }
+
+    /// Forgets the connections of a gateway replica that stopped sending
+    /// heartbeats (it crashed: it will never say its peers went down).
+    fn spawn_gateway_watch(&self, heartbeats: skywire_bus::Subscription) {
+        let pool = self.clone();
+        self.inner.tasks.spawn(watch_departures(
+            heartbeats,
+            self.inner.shutdown.clone(),
+            move |gone| {
+                lock(&pool.inner.connected).retain(|_, connections| {
+                    connections.retain(|peer| peer.gateway != gone);
+                    !connections.is_empty()
+                })
+            },
+        ));
     }
 
     fn spawn_dialer(&self) {
@@ -334,7 +368,7 @@ impl Pool {
             .await?;
         let mut outbound = lock(&self.inner.connected)
             .values()
-            .filter(|p| !p.inbound)
+            .filter(|connections| connections.iter().any(|p| !p.inbound))
             .count()
             + lock(&self.inner.dialing).len();
         for candidate in candidates {
@@ -540,7 +574,9 @@ impl Pool {
         Ok(stored
             .into_iter()
             .map(|stored| PeerView {
-                connection: connected.get(&stored.node_id).cloned(),
+                connection: connected
+                    .get(&stored.node_id)
+                    .and_then(|connections| connections.first().cloned()),
                 stored,
             })
             .collect())
@@ -569,7 +605,10 @@ impl Pool {
     }
 
     /// Opens a channel to `service` on the connected peer, sends `message`
-    /// and finishes. Returns once the gateway took the message.
+    /// and finishes, then waits for the peer's service to finish its side:
+    /// so `Ok` means the peer's service took the message (an
+    /// acknowledgement), and an error means it may not have. Callers retry
+    /// on error (at-least-once).
     pub async fn send(
         &self,
         node_id: &[u8; 33],
@@ -579,6 +618,14 @@ impl Pool {
         let mut channel = self.inner.host.open(node_id, service, 0).await?;
         channel.send(message).await?;
         channel.finish().await?;
+        let acknowledged = async {
+            // Whatever the peer's service answers before finishing is ignored.
+            while channel.recv().await?.is_some() {}
+            Ok::<_, LinkError>(())
+        };
+        tokio::time::timeout(SEND_ACK_TIMEOUT, acknowledged)
+            .await
+            .map_err(|_| PoolError::Gateway("the peer did not acknowledge in time".into()))??;
         Ok(())
     }
 

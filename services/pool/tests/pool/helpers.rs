@@ -94,7 +94,13 @@ impl Infra {
                         .unwrap();
                 let (_, database_url) = skywire_db::testing::fresh_postgres().await.unwrap();
                 Self {
-                    bus: Bus::connect_nats(&url, "pool-test").await.unwrap(),
+                    // A namespace of its own: other tests share the server,
+                    // and a dial on `sw.gw.any.cmd` must reach our gateway.
+                    bus: Bus::connect_nats(&url, "pool-test")
+                        .await
+                        .unwrap()
+                        .with_namespace(&unique("test"))
+                        .unwrap(),
                     presence: Presence::new(kv.clone())
                         .with_prefix(format!("{}:", unique("presence"))),
                     kv,
