@@ -9,6 +9,7 @@ mod client;
 mod keys;
 mod node;
 mod peer;
+mod peers;
 
 use std::path::PathBuf;
 
@@ -35,6 +36,9 @@ enum Command {
     Ping(client::PingArgs),
     /// Measure echo/1 throughput and latency to a peer.
     Bench(client::BenchArgs),
+    /// Manage the node's peers through its admin endpoint.
+    #[command(subcommand)]
+    Peers(peers::PeersCommand),
 }
 
 /// The default data directory: `$SKYWIRE_DATA_DIR`, else `~/.skywire`, else
@@ -48,28 +52,38 @@ fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("skywire-data"))
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+/// Logs to stderr (`RUST_LOG`, default `info`), and traces to the OTLP
+/// collector at `$SKYWIRE_OTLP_ENDPOINT` when it is set.
+fn telemetry(command: &Command) -> anyhow::Result<skywire_telemetry::TelemetryGuard> {
+    let service_name = match command {
+        Command::Node(_) => "skywire-node".to_owned(),
+        Command::Serve(args) => format!("skywire-{}", args.service_name()),
+        _ => "skywire-cli".to_owned(),
+    };
+    let config = skywire_telemetry::TelemetryConfig {
+        otlp_endpoint: std::env::var("SKYWIRE_OTLP_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty()),
+        ..skywire_telemetry::TelemetryConfig::new(service_name)
+    };
+    Ok(skywire_telemetry::init(&config)?)
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        // Flushed and shut down when dropped, at the end of this block.
+        let _telemetry = telemetry(&cli.command)?;
         match cli.command {
             Command::Keys(cmd) => keys::run(cmd),
             Command::Node(args) => node::node(args).await,
             Command::Serve(args) => node::serve(args).await,
             Command::Ping(args) => client::ping(args).await,
             Command::Bench(args) => client::bench(args).await,
+            Command::Peers(cmd) => peers::run(cmd).await,
         }
     })
 }

@@ -2,16 +2,12 @@
 //! ping and bench against it, and two nodes joined with `--connect`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
 
 use base64::Engine as _;
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_skywire");
+use common::{NodeProcess, run};
 
 fn golden(name: &str) -> serde_json::Value {
     let path = format!(
@@ -19,10 +15,6 @@ fn golden(name: &str) -> serde_json::Value {
         env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn run(args: &[&str]) -> std::process::Output {
-    Command::new(BIN).args(args).output().unwrap()
 }
 
 #[test]
@@ -49,117 +41,6 @@ fn keys_derive_reproduces_skycoin_wallets() {
             assert_eq!(line[field], key[field], "{field}");
         }
     }
-}
-
-/// A `skywire node` child whose log lines arrive on a channel.
-struct NodeProcess {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// `PUBKEY@HOST:PORT` from the startup line.
-    dial: String,
-    /// The startup line itself.
-    startup: String,
-}
-
-impl NodeProcess {
-    fn start(data_dir: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args([
-                "node",
-                "--data-dir",
-                data_dir.to_str().unwrap(),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut node = Self {
-            child,
-            lines,
-            dial: String::new(),
-            startup: String::new(),
-        };
-        node.startup = node.wait_for("dial it as");
-        node.dial = node
-            .startup
-            .split("dial it as ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
-        node
-    }
-
-    /// Waits up to 10 s for a log line containing `needle`.
-    fn wait_for(&self, needle: &str) -> String {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(10))
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-            if strip_ansi(&line).contains(needle) {
-                return strip_ansi(&line);
-            }
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits up to 10 s for the process to exit; returns whether it succeeded.
-    fn wait_exit(&mut self) -> bool {
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("node did not exit");
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 #[test]
@@ -245,6 +126,22 @@ fn a_second_node_connects_with_connect() {
     let b = NodeProcess::start(b_dir.path(), &["--connect", &a.dial]);
     b.wait_for("connected");
     a.wait_for("peer connected");
+}
+
+#[test]
+fn a_restarted_node_keeps_its_peers_and_redials_them() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let b = NodeProcess::start(b_dir.path(), &[]);
+    let b_key = b.dial.split('@').next().unwrap().to_owned();
+    let mut a = NodeProcess::start(a_dir.path(), &["--connect", &b.dial]);
+    a.wait_for("peer connected");
+    a.signal("-TERM");
+    assert!(a.wait_exit());
+    // No --connect this time: the peer store (SQLite in the data dir)
+    // remembers B, and the pool dials it again.
+    let a = NodeProcess::start(a_dir.path(), &[]);
+    let line = a.wait_for("peer connected");
+    assert!(line.contains(&b_key), "{line}");
 }
 
 #[test]
