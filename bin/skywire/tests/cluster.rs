@@ -49,7 +49,8 @@ async fn holding_replica(
     address: &str,
     not: Option<&str>,
 ) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Events may be missed; gateways repeat them every 10 s.
+    let deadline = Instant::now() + Duration::from_secs(25);
     loop {
         let peers = cluster
             .list_peers(api::ListPeersRequest {})
@@ -108,6 +109,8 @@ async fn a_peer_survives_the_loss_of_its_gateway_replica_without_losing_acknowle
         &[
             ("SKYWIRE_DATABASE_URL", &database_url),
             ("SKYWIRE_CLUSTER", &cluster),
+            // Its peer events, for TEST_LOG=1 runs.
+            ("RUST_LOG", "info,skywire_pool=debug"),
         ],
     );
     let cluster_admin = pool.word_after("admin API on ");

@@ -134,6 +134,9 @@ impl NatsBus {
             None => self.client.subscribe(pattern.to_owned()).await,
         }
         .map_err(|e| BusError::Nats(e.to_string()))?;
+        // Once this returns, the server has the subscription: nothing
+        // published after it is missed.
+        self.flush().await?;
         Ok(Subscription::new(subscriber.map(from_nats)))
     }
 

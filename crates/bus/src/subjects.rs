@@ -33,6 +33,10 @@ pub const PEER_UP: &str = "sw.peer.up";
 /// A peer's connection ended.
 pub const PEER_DOWN: &str = "sw.peer.down";
 
+/// Both [`PEER_UP`] and [`PEER_DOWN`], in one subscription (so their order
+/// is kept).
+pub const PEER_EVENTS: &str = "sw.peer.*";
+
 /// Commands any one gateway replica may answer (queue group [`GATEWAY_ANY_GROUP`]).
 pub const GATEWAY_ANY_CMD: &str = "sw.gw.any.cmd";
 

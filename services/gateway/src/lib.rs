@@ -48,7 +48,8 @@ use crate::limits::{IpLimitConfig, IpLimits};
 /// stops claiming its peers within this.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 
-/// How often live connections' presence entries are refreshed.
+/// How often live connections' presence entries are refreshed and their
+/// `sw.peer.up` repeated.
 pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 
 /// Service names remembered as "was live once" (for
@@ -239,6 +240,7 @@ impl Hooks for GatewayHooks {
                 peer: Some(peer),
                 up: true,
                 reason: String::new(),
+                refresh: false,
             };
             inner.publish_peer(subjects::PEER_UP, event).await;
         });
@@ -267,6 +269,7 @@ impl Hooks for GatewayHooks {
                 peer: Some(peer),
                 up: false,
                 reason,
+                refresh: false,
             };
             inner.publish_peer(subjects::PEER_DOWN, event).await;
         });
@@ -448,6 +451,9 @@ fn spawn_heartbeat(inner: &Arc<Inner>) {
     });
 }
 
+/// Every [`PRESENCE_REFRESH`]: re-claims presence for every live connection
+/// and repeats its `sw.peer.up` (marked `refresh`), so a pool that started
+/// later or missed an event catches up.
 fn spawn_presence_refresh(inner: &Arc<Inner>) {
     let task = inner.clone();
     inner.tasks.spawn(async move {
@@ -457,16 +463,20 @@ fn spawn_presence_refresh(inner: &Arc<Inner>) {
                 _ = tick.tick() => {}
                 () = task.shutdown.cancelled() => break,
             }
-            let ids: Vec<[u8; 33]> = lock(&task.connections)
-                .values()
-                .map(|c| c.remote_key().serialize())
-                .collect();
-            for node_id in ids {
+            let live: Vec<Connection> = lock(&task.connections).values().cloned().collect();
+            for conn in live {
+                let node_id = conn.remote_key().serialize();
                 // Claim, not refresh: after a Redis outage the entry may be gone.
                 if let Err(e) = task.presence.claim(&node_id, &task.id, PRESENCE_TTL).await {
                     tracing::warn!(error = %e, "cannot refresh presence");
-                    break;
                 }
+                let event = pb::PeerEvent {
+                    peer: Some(task.peer(&conn)),
+                    up: true,
+                    reason: String::new(),
+                    refresh: true,
+                };
+                task.publish_peer(subjects::PEER_UP, event).await;
             }
         }
     });

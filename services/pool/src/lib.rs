@@ -221,11 +221,12 @@ impl Pool {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        let ups = bus.subscribe(subjects::PEER_UP).await?;
-        let downs = bus.subscribe(subjects::PEER_DOWN).await?;
+        // One subscription for both, so one gateway's up and down for a
+        // connection arrive in the order it sent them.
+        let events = bus.subscribe(subjects::PEER_EVENTS).await?;
         let heartbeats = bus.subscribe(subjects::HEARTBEAT).await?;
         let pool = Self { inner };
-        pool.spawn_events(ups, downs);
+        pool.spawn_events(events);
         pool.spawn_gateway_watch(heartbeats);
         pool.spawn_dialer();
         pool.spawn_ban_rebroadcast();
@@ -237,17 +238,12 @@ impl Pool {
         &self.inner.store
     }
 
-    fn spawn_events(
-        &self,
-        mut ups: skywire_bus::Subscription,
-        mut downs: skywire_bus::Subscription,
-    ) {
+    fn spawn_events(&self, mut events: skywire_bus::Subscription) {
         let pool = self.clone();
         self.inner.tasks.spawn(async move {
             loop {
                 let message = tokio::select! {
-                    m = ups.next() => m,
-                    m = downs.next() => m,
+                    m = events.next() => m,
                     () = pool.inner.shutdown.cancelled() => None,
                 };
                 let Some(message) = message else { break };
@@ -264,6 +260,14 @@ impl Pool {
         let Ok(node_id) = <[u8; 33]>::try_from(peer.node_id.as_ref()) else {
             return;
         };
+        tracing::debug!(
+            address = %peer.address,
+            gateway = %peer.gateway,
+            connection = peer.connection,
+            up = event.up,
+            refresh = event.refresh,
+            "peer event"
+        );
         if !event.up {
             let mut connected = lock(&self.inner.connected);
             // Only that connection: another (say, on another replica) may
@@ -300,6 +304,9 @@ impl Pool {
         let Ok(address) = address_of(&node_id) else {
             return;
         };
+        if event.refresh && self.is_connected(&node_id, &peer) {
+            return;
+        }
         if let Err(e) = self
             .inner
             .store
@@ -325,6 +332,17 @@ impl Pool {
         connections.insert(0, peer);
     }
 
+    /// Whether this very connection is known.
+    fn is_connected(&self, node_id: &[u8; 33], peer: &pb::Peer) -> bool {
+        lock(&self.inner.connected)
+            .get(node_id)
+            .is_some_and(|connections| {
+                connections
+                    .iter()
+                    .any(|p| p.gateway == peer.gateway && p.connection == peer.connection)
+            })
+    }
+
     /// Forgets the connections of a gateway replica that stopped sending
     /// heartbeats (it crashed: it will never say its peers went down).
     fn spawn_gateway_watch(&self, heartbeats: skywire_bus::Subscription) {
@@ -333,6 +351,7 @@ impl Pool {
             heartbeats,
             self.inner.shutdown.clone(),
             move |gone| {
+                tracing::debug!(gateway = gone, "gateway gone");
                 lock(&pool.inner.connected).retain(|_, connections| {
                     connections.retain(|peer| peer.gateway != gone);
                     !connections.is_empty()
