@@ -3,9 +3,12 @@
 //! `main` parses flags, starts logging and hands off to one module per
 //! command group: [`keys`] (derive and show), [`node`] (`node` runs every
 //! service in one process, `serve` one service of a cluster, until
-//! SIGINT/SIGTERM) and [`client`] (`ping` and `bench` against a peer).
+//! SIGINT/SIGTERM; their settings come from [`config`]: defaults, a TOML
+//! file, `SKYWIRE_*` variables, flags) and [`client`] (`ping` and `bench`
+//! against a peer).
 
 mod client;
+mod config;
 mod keys;
 mod node;
 mod peer;
@@ -41,15 +44,12 @@ enum Command {
     Peers(peers::PeersCommand),
 }
 
-/// The default data directory: `$SKYWIRE_DATA_DIR`, else `~/.skywire`, else
-/// `./skywire-data`.
+/// The data directory of commands that read no config file (`keys show`):
+/// `$SKYWIRE_DATA_DIR`, else `~/.skywire`, else `./skywire-data`.
 fn default_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SKYWIRE_DATA_DIR") {
-        return dir.into();
-    }
-    std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".skywire"))
-        .unwrap_or_else(|| PathBuf::from("skywire-data"))
+    std::env::var_os("SKYWIRE_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(config::default_data_dir)
 }
 
 /// Logs to stderr (`RUST_LOG`, default `info`), and traces to the OTLP

@@ -3,7 +3,6 @@
 //! PostgreSQL): the same services on different buses and stores.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -19,7 +18,6 @@ use skywire_pool::{Pool, PoolConfig};
 use skywire_service::ServiceHost;
 use skywire_telemetry::{Metrics, Readiness};
 use skywire_wire::limits::Limits;
-use skywire_wire::node::DEFAULT_MAX_CONNECTIONS;
 use skywire_wire::session::LocalHello;
 use skywire_wire::{ConnectionConfig, NodeConfig};
 use tokio::net::TcpListener;
@@ -27,51 +25,14 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::config::{ClusterArgs, CommonArgs, Config, SwpArgs};
 use crate::peer::PeerAddr;
-
-/// Default SWP/1 listen address.
-const DEFAULT_LISTEN: &str = "0.0.0.0:7337";
-
-/// Default admin gRPC address: loopback only, it can ban and dial.
-pub(crate) const DEFAULT_ADMIN: &str = "127.0.0.1:7338";
-
-/// Default HTTP address for /metrics, /healthz and /readyz.
-const DEFAULT_HTTP: &str = "127.0.0.1:7339";
 
 /// The gateway id of `skywire node`: it is the only replica.
 const EMBEDDED_ID: &str = "embedded";
 
 /// The embedded database file in the data directory.
 const EMBEDDED_DB: &str = "skywire.db";
-
-/// Flags of every command that runs services.
-#[derive(Debug, Args)]
-pub(crate) struct CommonArgs {
-    /// Data directory (holds node.key and, embedded, the database).
-    #[arg(long, env = "SKYWIRE_DATA_DIR", default_value_os_t = crate::default_data_dir())]
-    data_dir: PathBuf,
-    /// Where to serve the admin gRPC API (pool); loopback by default.
-    #[arg(long, env = "SKYWIRE_ADMIN", default_value = DEFAULT_ADMIN)]
-    admin: SocketAddr,
-    /// Where to serve /metrics, /healthz and /readyz.
-    #[arg(long, env = "SKYWIRE_HTTP", default_value = DEFAULT_HTTP)]
-    http: SocketAddr,
-}
-
-/// Flags of commands that hold SWP/1 connections.
-#[derive(Debug, Args)]
-pub(crate) struct SwpArgs {
-    /// Where to accept SWP/1 connections.
-    #[arg(long, env = "SKYWIRE_LISTEN", default_value = DEFAULT_LISTEN)]
-    listen: SocketAddr,
-    /// Concurrent connections, inbound and outbound.
-    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
-    max_connections: usize,
-    /// Peers to connect to and keep connected, as PUBKEY@HOST:PORT
-    /// (repeatable).
-    #[arg(long)]
-    connect: Vec<PeerAddr>,
-}
 
 /// `skywire node` flags.
 #[derive(Debug, Args)]
@@ -80,6 +41,13 @@ pub(crate) struct NodeArgs {
     common: CommonArgs,
     #[command(flatten)]
     swp: SwpArgs,
+}
+
+impl NodeArgs {
+    /// The settings: defaults, config file, environment, these flags.
+    fn config(self) -> anyhow::Result<Config> {
+        Config::load(self.common, self.swp, None)
+    }
 }
 
 /// The services `skywire serve` can run.
@@ -101,39 +69,8 @@ pub(crate) struct ServeArgs {
     common: CommonArgs,
     #[command(flatten)]
     swp: SwpArgs,
-    /// NATS server.
-    #[arg(
-        long,
-        env = "SKYWIRE_NATS_URL",
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
-    /// Redis server (presence, limits shared by replicas).
-    #[arg(
-        long,
-        env = "SKYWIRE_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis_url: String,
-    /// PostgreSQL database (the pool's peer store).
-    #[arg(
-        long,
-        env = "SKYWIRE_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/skywire"
-    )]
-    database_url: String,
-    /// The node key shared by all gateway replicas (default:
-    /// DATA_DIR/node.key, created if missing).
-    #[arg(long, env = "SKYWIRE_KEY_FILE")]
-    key_file: Option<PathBuf>,
-    /// This replica's id, unique in the cluster (default: host name and a
-    /// random suffix).
-    #[arg(long, env = "SKYWIRE_REPLICA")]
-    replica: Option<String>,
-    /// The cluster's name, when several share one NATS and Redis: its bus
-    /// subjects live under it and its Redis keys under `sw:<name>:`.
-    #[arg(long, env = "SKYWIRE_CLUSTER")]
-    cluster: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 impl ServeArgs {
@@ -143,6 +80,13 @@ impl ServeArgs {
             ServiceKind::Gateway => "gateway",
             ServiceKind::Pool => "pool",
         }
+    }
+
+    /// The service to run and its settings: defaults, config file,
+    /// environment, these flags.
+    fn config(self) -> anyhow::Result<(ServiceKind, Config)> {
+        let config = Config::load(self.common, self.swp, Some(self.cluster))?;
+        Ok((self.service, config))
     }
 }
 
@@ -215,30 +159,35 @@ fn stop_on_signals(stop: &CancellationToken) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
     let running = Running::new();
     stop_on_signals(&running.stop)?;
-    let key = crate::keys::load_or_create(&args.common.data_dir)?;
+    let key = crate::keys::load_or_create(&config.data_dir)?;
     let kv = Kv::memory();
     let bus = Bus::local();
     let presence = Presence::new(kv.clone());
+    let shared = Shared {
+        bus: bus.clone(),
+        presence: presence.clone(),
+        kv,
+    };
     let gateway = bind_gateway(
-        &args.swp,
+        &config,
         &key,
         EMBEDDED_ID.into(),
-        bus.clone(),
-        presence.clone(),
-        kv,
+        shared,
         IpLimitConfig::default(),
+        &running.metrics,
     )
     .await?;
-    let db = Db::sqlite_file(&args.common.data_dir.join(EMBEDDED_DB))
+    let db = Db::sqlite_file(&config.data_dir.join(EMBEDDED_DB))
         .await
         .context("cannot open the database")?;
     let pool = start_pool(&running, bus, presence, db, "pool").await?;
-    running.serve_admin(args.common.admin, pool.clone()).await?;
-    running.serve_http(args.common.http).await?;
+    running.serve_admin(config.admin, pool.clone()).await?;
+    running.serve_http(config.http).await?;
     announce(&key, &gateway);
-    for peer in args.swp.connect {
+    for peer in config.connect {
         let pool = pool.clone();
         tokio::spawn(async move { dial(&pool, &peer).await });
     }
@@ -246,14 +195,15 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let kind = args.service_name();
+    let (service, config) = args.config()?;
     let running = Running::new();
     stop_on_signals(&running.stop)?;
-    let id = args.replica.clone().unwrap_or_else(default_replica_id);
-    let kind = args.service_name();
-    let mut bus = Bus::connect_nats(&args.nats_url, &format!("{kind}-{id}"))
+    let id = config.replica.clone().unwrap_or_else(default_replica_id);
+    let mut bus = Bus::connect_nats(&config.nats_url, &format!("{kind}-{id}"))
         .await
         .context("cannot reach NATS")?;
-    let key_prefix = match &args.cluster {
+    let key_prefix = match &config.cluster {
         Some(cluster) => {
             bus = bus
                 .with_namespace(cluster)
@@ -262,7 +212,7 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => "sw:".to_owned(),
     };
-    let kv = Kv::connect_redis(&args.redis_url)
+    let kv = Kv::connect_redis(&config.redis_url)
         .await
         .context("cannot reach Redis")?;
     let ready_bus = bus.clone();
@@ -286,16 +236,17 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         key_prefix,
         ..IpLimitConfig::default()
     };
-    match args.service {
+    match service {
         ServiceKind::Gateway => {
-            let key = match &args.key_file {
+            let key = match &config.key_file {
                 Some(path) => crate::keys::load_shared(path)?,
-                None => crate::keys::load_or_create(&args.common.data_dir)?,
+                None => crate::keys::load_or_create(&config.data_dir)?,
             };
-            let gateway = bind_gateway(&args.swp, &key, id, bus, presence, kv, limits).await?;
-            running.serve_http(args.common.http).await?;
+            let shared = Shared { bus, presence, kv };
+            let gateway = bind_gateway(&config, &key, id, shared, limits, &running.metrics).await?;
+            running.serve_http(config.http).await?;
             announce(&key, &gateway);
-            for peer in args.swp.connect {
+            for peer in config.connect {
                 let node = gateway.1.node().cloned();
                 tokio::spawn(async move {
                     if let Some(node) = node {
@@ -311,14 +262,14 @@ pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             run_until_stopped(running, Some(gateway), None).await
         }
         ServiceKind::Pool => {
-            let db = Db::connect(&args.database_url)
+            let db = Db::connect(&config.database_url)
                 .await
                 .context("cannot reach the database")?;
             let pool = start_pool(&running, bus, presence, db, &format!("pool-{id}")).await?;
-            running.serve_admin(args.common.admin, pool.clone()).await?;
-            running.serve_http(args.common.http).await?;
+            running.serve_admin(config.admin, pool.clone()).await?;
+            running.serve_http(config.http).await?;
             tracing::info!(replica = %id, "pool running");
-            for peer in args.swp.connect {
+            for peer in config.connect {
                 let pool = pool.clone();
                 tokio::spawn(async move { dial(&pool, &peer).await });
             }
@@ -338,14 +289,23 @@ fn default_replica_id() -> String {
     format!("{host}-{:08x}", rand::random::<u32>())
 }
 
-async fn bind_gateway(
-    args: &SwpArgs,
-    key: &Keypair,
-    id: String,
+/// What the services of one process share: the bus, the cache, and the
+/// presence map kept in it.
+struct Shared {
     bus: Bus,
     presence: Presence,
     kv: Kv,
+}
+
+/// Binds the gateway, its families registered on `metrics` (the process's,
+/// served at `/metrics`).
+async fn bind_gateway(
+    cfg: &Config,
+    key: &Keypair,
+    id: String,
+    shared: Shared,
     limits: IpLimitConfig,
+    metrics: &Metrics,
 ) -> anyhow::Result<(Gateway, GatewayHandle)> {
     let secret_key =
         secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).context("invalid node key")?;
@@ -360,12 +320,13 @@ async fn bind_gateway(
                 },
                 limits: Limits::default(),
             },
-            listen: args.listen,
-            max_connections: args.max_connections,
+            listen: cfg.listen,
+            max_connections: cfg.max_connections,
         },
         limits,
     };
-    let gateway = Gateway::bind(config, bus, presence, kv).await?;
+    let Shared { bus, presence, kv } = shared;
+    let gateway = Gateway::bind(config, bus, presence, kv, metrics).await?;
     let handle = gateway.handle();
     Ok((gateway, handle))
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use skywire_identity::PublicKey;
 
 /// A peer to dial: its node id and where it listens.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PeerAddr {
     pub(crate) key: secp256k1::PublicKey,
     pub(crate) addr: SocketAddr,
@@ -25,5 +25,14 @@ impl FromStr for PeerAddr {
             .next()
             .with_context(|| format!("no address for {host:?}"))?;
         Ok(Self { key, addr })
+    }
+}
+
+/// From the same `PUBKEY@HOST:PORT` text, in a config file or variable.
+impl<'de> serde::Deserialize<'de> for PeerAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|e: anyhow::Error| serde::de::Error::custom(format!("{text:?}: {e:#}")))
     }
 }

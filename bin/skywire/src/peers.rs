@@ -46,7 +46,7 @@ pub(crate) struct AdminArgs {
     #[arg(
         long,
         env = "SKYWIRE_ADMIN",
-        default_value = crate::node::DEFAULT_ADMIN,
+        default_value_t = crate::config::DEFAULT_ADMIN.to_string(),
         value_name = "HOST:PORT"
     )]
     admin: String,

@@ -1,5 +1,6 @@
 //! The `skywire` binary end to end: keys, a node's lifecycle and signals,
-//! ping and bench against it, and two nodes joined with `--connect`.
+//! ping and bench against it, two nodes joined with `--connect`, and a node
+//! configured by a file, the environment and flags.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -7,7 +8,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt as _;
 
 use base64::Engine as _;
-use common::{NodeProcess, run};
+use common::{NodeProcess, Process, run};
 
 fn golden(name: &str) -> serde_json::Value {
     let path = format!(
@@ -152,4 +153,66 @@ fn bad_arguments_fail_clearly() {
     let out = run(&["ping", "02aa@127.0.0.1:1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("node id"));
+}
+
+/// An address no interface of this machine has (TEST-NET-1): binding it
+/// fails, so a node starts only if a higher layer replaced it.
+const UNBINDABLE: &str = "192.0.2.1:9";
+
+#[test]
+fn a_config_file_sets_the_node_up_under_the_environment_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    // A port that was free a moment ago, to see the file's `listen` used.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = dir.path().join("skywire.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{port}\"\nadmin = {UNBINDABLE:?}\nhttp = {UNBINDABLE:?}\n",
+            data_dir.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mut node = Process::start(
+        &["node", "--http", "127.0.0.1:0"],
+        &[
+            ("SKYWIRE_CONFIG", file.to_str().unwrap()),
+            ("SKYWIRE_ADMIN", "127.0.0.1:0"),
+        ],
+    );
+    // The environment's admin address and the flag's HTTP address won over
+    // the file's; the file's listen address and data directory are used.
+    let admin = node.word_after("admin API on ");
+    assert!(admin.starts_with("127.0.0.1:"), "{admin}");
+    let dial = node.word_after("dial it as ");
+    assert!(dial.ends_with(&format!("@127.0.0.1:{port}")), "{dial}");
+    assert!(data_dir.join("node.key").is_file());
+    node.signal("-TERM");
+    assert!(node.wait_exit(), "node exits 0 on SIGTERM");
+}
+
+#[test]
+fn a_bad_config_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("skywire.toml");
+    let file_arg = file.to_str().unwrap();
+    let fails_with = |needles: &[&str]| {
+        let out = run(&["node", "--config", file_arg]);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{needle}: {stderr}");
+        }
+    };
+    fails_with(&["cannot read the config file", file_arg]);
+    std::fs::write(&file, "lisen = \"127.0.0.1:0\"\n").unwrap();
+    fails_with(&["unknown field: found `lisen`", "skywire.toml"]);
+    std::fs::write(&file, "max_connections = \"lots\"\n").unwrap();
+    fails_with(&["for key \"max_connections\" in", "skywire.toml"]);
 }

@@ -38,6 +38,16 @@ impl Address {
         }
     }
 
+    /// The address of the node whose id (its 33-byte compressed public key,
+    /// as carried on the wire and the bus) is `node_id`.
+    ///
+    /// # Errors
+    ///
+    /// Whatever [`PublicKey::from_bytes`] finds wrong with `node_id`.
+    pub fn of_node_id(node_id: &[u8]) -> Result<Self, Error> {
+        PublicKey::from_bytes(node_id).map(|key| Self::from_public_key(&key))
+    }
+
     /// Parses the 25-byte binary form, checking the checksum and then the version.
     ///
     /// # Errors

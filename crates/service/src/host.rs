@@ -409,8 +409,8 @@ impl ServiceHost {
         if !subjects::valid_service_name(service) {
             return Err(HostError::InvalidService(service.to_owned()));
         }
-        let address = skywire_identity::PublicKey::from_bytes(node_id)
-            .map(|k| Address::from_public_key(&k).to_string())
+        let address = Address::of_node_id(node_id)
+            .map(|a| a.to_string())
             .unwrap_or_default();
         let gateway = self
             .inner

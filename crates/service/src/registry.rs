@@ -2,6 +2,7 @@
 //! services they serve) and gateway replicas.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use skywire_proto::bus::v1::Heartbeat;
@@ -39,12 +40,14 @@ pub struct Change {
     pub joined: Vec<String>,
     /// Instances or gateways that left or expired.
     pub left: Vec<String>,
+    /// A live instance now serves a different set of services.
+    pub services_changed: bool,
 }
 
 impl Change {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.joined.is_empty() && self.left.is_empty()
+        self.joined.is_empty() && self.left.is_empty() && !self.services_changed
     }
 }
 
@@ -79,6 +82,7 @@ impl Registry {
         let full = self.entries.len() >= MAX_INSTANCES;
         match self.entries.get_mut(&heartbeat.instance) {
             Some(entry) => {
+                change.services_changed = entry.services != services;
                 entry.services = services;
                 entry.expires = now + ttl;
             }
@@ -137,31 +141,48 @@ impl Registry {
     }
 }
 
-/// Follows `heartbeats` (a subscription to `sw.registry.heartbeat`) until
-/// `stop`, calling `left` with the id of every instance or gateway that
-/// leaves or whose heartbeats stop.
-pub async fn watch_departures(
+/// Keeps `registry` current from `heartbeats` (a subscription to
+/// `sw.registry.heartbeat`) until `stop` or the subscription ends, expiring
+/// senders whose heartbeats stop, and calls `changed` after every change.
+pub async fn follow(
     mut heartbeats: skywire_bus::Subscription,
     stop: tokio_util::sync::CancellationToken,
-    mut left: impl FnMut(&str),
+    registry: &Mutex<Registry>,
+    mut changed: impl FnMut(Change),
 ) {
     use prost::Message as _;
-    let mut registry = Registry::new();
-    let mut sweep = tokio::time::interval(HEARTBEAT_INTERVAL);
+    let lock = || registry.lock().unwrap_or_else(PoisonError::into_inner);
+    // Twice per interval: a sender is forgotten at most half an interval
+    // after its TTL.
+    let mut sweep = tokio::time::interval(HEARTBEAT_INTERVAL / 2);
     loop {
         let change = tokio::select! {
             m = heartbeats.next() => match m.map(|m| Heartbeat::decode(m.payload)) {
-                Some(Ok(beat)) => registry.apply(beat, Instant::now()),
+                Some(Ok(beat)) => lock().apply(beat, Instant::now()),
                 Some(Err(_)) => continue,
                 None => break,
             },
-            _ = sweep.tick() => registry.expire(Instant::now()),
+            _ = sweep.tick() => lock().expire(Instant::now()),
             () = stop.cancelled() => break,
         };
-        for gone in &change.left {
-            left(gone);
+        if !change.is_empty() {
+            changed(change);
         }
     }
+}
+
+/// [`follow`]s `heartbeats` with a registry of its own, calling `left` with
+/// the id of every instance or gateway that leaves or whose heartbeats stop.
+pub async fn watch_departures(
+    heartbeats: skywire_bus::Subscription,
+    stop: tokio_util::sync::CancellationToken,
+    mut left: impl FnMut(&str),
+) {
+    let registry = Mutex::new(Registry::new());
+    follow(heartbeats, stop, &registry, |change| {
+        change.left.iter().for_each(|gone| left(gone));
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -186,11 +207,22 @@ mod tests {
         assert_eq!(registry.services(), vec!["chat/1", "echo/1"]);
         assert!(registry.serves("chat/1"));
         assert!(!registry.serves("bad name"));
-        // A refresh is not a join.
+        // A refresh is not a join; one that changes the services says so.
         assert!(
             registry
-                .apply(beat("a", &["chat/1"], 3000), t0 + Duration::from_secs(2))
+                .apply(
+                    beat("a", &["echo/1", "chat/1"], 3000),
+                    t0 + Duration::from_secs(1)
+                )
                 .is_empty()
+        );
+        let change = registry.apply(beat("a", &["chat/1"], 3000), t0 + Duration::from_secs(2));
+        assert_eq!(
+            change,
+            Change {
+                services_changed: true,
+                ..Change::default()
+            }
         );
         assert_eq!(registry.services(), vec!["chat/1"]);
         assert!(registry.expire(t0 + Duration::from_secs(4)).is_empty());

@@ -7,17 +7,17 @@
 //!
 //! Label values are bounded by construction: the `service` label is a
 //! [`ServiceLabel`], which only a [`ServiceNames`] set can make (unknown names
-//! become `"other"`), and the other labels take `&'static str`, so no peer
-//! input can mint a new time series.
+//! become `"other"`; the set itself is capped), and the other labels take
+//! `&'static str`, so no peer input can mint a new time series.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+/// The metric types of the families here, so their users need no
+/// `prometheus-client` dependency of their own.
+pub use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use prometheus_client::registry::{Metric, Registry};
 
 /// The `Content-Type` of [`Metrics::encode`]'s output.
@@ -82,44 +82,75 @@ impl Metrics {
     }
 }
 
-/// The set of service names the `service` label may take.
+/// The set of service names the `service` label may take, capped.
 ///
 /// Services are named by the peer (the `Open` frame's service name), so
 /// labelling by the raw name would let any peer create time series; this set
-/// turns names outside it into [`OTHER_SERVICE`].
+/// turns names outside it into [`OTHER_SERVICE`]. It is either fixed
+/// ([`ServiceNames::new`]) or learns names from a trusted source (e.g. the
+/// cluster's heartbeats) up to a cap ([`ServiceNames::bounded`]). Clones
+/// share the set.
 #[derive(Clone, Debug, Default)]
 pub struct ServiceNames {
-    known: Arc<HashSet<Arc<str>>>,
+    known: Arc<RwLock<HashSet<Arc<str>>>>,
+    /// Most names the set holds; [`ServiceNames::insert`] adds no more.
+    limit: usize,
 }
 
 impl ServiceNames {
-    /// The set of `names` (typically the node's registered services).
+    /// The fixed set of `names` (typically the node's registered services):
+    /// [`ServiceNames::insert`] adds no others.
     pub fn new<I>(names: I) -> Self
     where
         I: IntoIterator,
         I::Item: AsRef<str>,
     {
+        let known: HashSet<Arc<str>> = names
+            .into_iter()
+            .map(|name| Arc::from(name.as_ref()))
+            .collect();
         Self {
-            known: Arc::new(
-                names
-                    .into_iter()
-                    .map(|name| Arc::from(name.as_ref()))
-                    .collect(),
-            ),
+            limit: known.len(),
+            known: Arc::new(RwLock::new(known)),
         }
+    }
+
+    /// An empty set that learns up to `limit` names through
+    /// [`ServiceNames::insert`]; names past the cap stay [`OTHER_SERVICE`].
+    pub fn bounded(limit: usize) -> Self {
+        Self {
+            known: Arc::default(),
+            limit,
+        }
+    }
+
+    /// Adds `name` unless the set is full; returns whether `name` is in the
+    /// set now.
+    pub fn insert(&self, name: &str) -> bool {
+        if self.contains(name) {
+            return true;
+        }
+        let mut known = self.known.write().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= self.limit {
+            return known.contains(name);
+        }
+        known.insert(Arc::from(name));
+        true
     }
 
     /// The label for `name`: itself when known, else [`OTHER_SERVICE`].
     pub fn label(&self, name: &str) -> ServiceLabel {
-        match self.known.get(name) {
-            Some(known) => ServiceLabel(Some(Arc::clone(known))),
-            None => ServiceLabel(None),
-        }
+        ServiceLabel(self.read().get(name).cloned())
     }
 
     /// Whether `name` is in the set.
     pub fn contains(&self, name: &str) -> bool {
-        self.known.contains(name)
+        self.read().contains(name)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashSet<Arc<str>>> {
+        // Every write leaves the set consistent, so a poisoned lock is fine.
+        self.known.read().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -205,15 +236,20 @@ pub struct QueueLabels {
 /// series.
 #[derive(Clone, Debug, Default)]
 pub struct GatewayMetrics {
-    /// Open peer connections (`skywire_gateway_connections`).
+    /// Peer connections open now, once announced (past Hello, duplicates
+    /// settled) (`skywire_gateway_connections`).
     pub connections: Gauge,
-    /// Open channels across all connections (`skywire_gateway_channels`).
+    /// Channels bridged between peers and service instances now
+    /// (`skywire_gateway_channels`).
     pub channels: Gauge,
-    /// Payload bytes by service and direction (`skywire_gateway_bytes_total`).
+    /// Payload bytes of bridged messages by service and direction
+    /// (`skywire_gateway_bytes_total`).
     pub bytes: Family<ServiceDirectionLabels, Counter>,
-    /// Data frames by service and direction (`skywire_gateway_frames_total`).
+    /// Data frames of bridged messages on the bus by service and direction
+    /// (`skywire_gateway_frames_total`).
     pub frames: Family<ServiceDirectionLabels, Counter>,
-    /// GoAway frames sent, by reason (`skywire_gateway_goaways_total`).
+    /// GoAway frames this node sent, by reason
+    /// (`skywire_gateway_goaways_total`).
     pub goaways: Family<ReasonLabels, Counter>,
     /// Messages waiting, by queue (`skywire_gateway_queue_depth`).
     pub queue_depth: Family<QueueLabels, Gauge>,
@@ -230,17 +266,17 @@ impl GatewayMetrics {
         );
         metrics.register(
             "skywire_gateway_channels",
-            "Open channels across all peer connections",
+            "Channels bridged between peers and service instances",
             families.channels.clone(),
         );
         metrics.register(
             "skywire_gateway_bytes",
-            "Channel payload bytes, by service and direction",
+            "Payload bytes of bridged messages, by service and direction",
             families.bytes.clone(),
         );
         metrics.register(
             "skywire_gateway_frames",
-            "Data frames, by service and direction",
+            "Data frames of bridged messages on the bus, by service and direction",
             families.frames.clone(),
         );
         metrics.register(
@@ -256,18 +292,63 @@ impl GatewayMetrics {
         families
     }
 
-    /// Counts one message of `bytes` payload bytes for `service`, flowing
-    /// `direction` in `frames` data frames.
-    pub fn record_traffic(
-        &self,
-        service: &ServiceLabel,
-        direction: Direction,
-        bytes: u64,
-        frames: u64,
-    ) {
+    /// The counters of `service` traffic flowing `direction`: resolve them
+    /// once (say, per channel), then [`Traffic::record`] each message.
+    pub fn traffic(&self, service: &ServiceLabel, direction: Direction) -> Traffic {
         let labels = ServiceDirectionLabels::new(service.clone(), direction);
-        self.bytes.get_or_create(&labels).inc_by(bytes);
-        self.frames.get_or_create(&labels).inc_by(frames);
+        Traffic {
+            bytes: self.bytes.get_or_create(&labels).clone(),
+            frames: self.frames.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// Counts one GoAway sent with `reason` (its name, e.g.
+    /// `"REASON_BANNED"`).
+    pub fn goaway(&self, reason: &'static str) {
+        self.goaways.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// The depth gauge of `queue`.
+    pub fn queue(&self, queue: &'static str) -> Gauge {
+        self.queue_depth
+            .get_or_create(&QueueLabels { queue })
+            .clone()
+    }
+}
+
+/// The byte and frame counters of one service and direction
+/// ([`GatewayMetrics::traffic`]).
+#[derive(Clone, Debug)]
+pub struct Traffic {
+    bytes: Counter,
+    frames: Counter,
+}
+
+impl Traffic {
+    /// Counts one message of `bytes` payload bytes in `frames` data frames.
+    pub fn record(&self, bytes: u64, frames: u64) {
+        self.bytes.inc_by(bytes);
+        self.frames.inc_by(frames);
+    }
+}
+
+/// One unit of a gauge, held for a scope: the gauge goes up when the guard
+/// is made and down when it is dropped, so an early return or a cancelled
+/// task cannot leave it off (an open channel, a message waiting in a queue).
+#[derive(Debug)]
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    /// Raises `gauge` by one until the guard is dropped.
+    pub fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -282,6 +363,32 @@ mod tests {
         assert_eq!(names.label("attacker-chosen-123").as_str(), OTHER_SERVICE);
         assert_eq!(names.label("nope"), ServiceLabel::other());
         assert!(names.contains("pool/1"));
+        // A fixed set learns nothing.
+        assert!(!names.insert("new/1"));
+        assert_eq!(names.label("new/1"), ServiceLabel::other());
+    }
+
+    #[test]
+    fn a_bounded_set_learns_up_to_its_cap() {
+        let names = ServiceNames::bounded(2);
+        let shared = names.clone();
+        assert!(names.insert("a/1"));
+        assert!(names.insert("a/1"), "already known");
+        assert!(names.insert("b/1"));
+        assert!(!names.insert("c/1"), "over the cap");
+        assert_eq!(shared.label("b/1").as_str(), "b/1", "clones share the set");
+        assert_eq!(shared.label("c/1").as_str(), OTHER_SERVICE);
+    }
+
+    #[test]
+    fn a_gauge_guard_holds_one_unit() {
+        let gauge = Gauge::default();
+        let first = GaugeGuard::new(&gauge);
+        let second = GaugeGuard::new(&gauge);
+        assert_eq!(gauge.get(), 2);
+        drop(first);
+        drop(second);
+        assert_eq!(gauge.get(), 0);
     }
 
     #[test]
@@ -291,20 +398,14 @@ mod tests {
         let names = ServiceNames::new(["echo/1"]);
         gateway.connections.inc();
         gateway.channels.set(3);
-        gateway.record_traffic(&names.label("echo/1"), Direction::In, 100, 2);
-        gateway.record_traffic(&names.label("unknown"), Direction::Out, 7, 1);
+        let echo_in = gateway.traffic(&names.label("echo/1"), Direction::In);
+        echo_in.record(60, 1);
+        echo_in.record(40, 1);
         gateway
-            .goaways
-            .get_or_create(&ReasonLabels {
-                reason: "REASON_BANNED",
-            })
-            .inc();
-        gateway
-            .queue_depth
-            .get_or_create(&QueueLabels {
-                queue: "bus_outbound",
-            })
-            .set(5);
+            .traffic(&names.label("unknown"), Direction::Out)
+            .record(7, 1);
+        gateway.goaway("REASON_BANNED");
+        gateway.queue("bus_outbound").set(5);
 
         let text = metrics.try_encode().expect("encodes");
         for line in [

@@ -25,6 +25,8 @@ pub mod frame;
 pub mod limits;
 pub mod node;
 pub mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use channel::{ChannelKey, ChannelState};
 pub use driver::{

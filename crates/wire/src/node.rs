@@ -12,6 +12,10 @@
 //! bounded by [`ADMISSION_TIMEOUT`], e.g. the gateway's per-IP limits in
 //! Redis). A refusal from either sends `GoAway` with its reason instead of
 //! our Hello. Dialed connections skip both.
+//!
+//! [`Hooks::connection_closed`] hears how every connection ended, refused
+//! or served, announced or not: whoever counts the GoAways this node sends
+//! (the gateway's metrics) needs the refusals no other hook sees.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -131,6 +135,19 @@ pub trait Hooks: Send + Sync + 'static {
     /// A connection that [`Hooks::connected`] announced has ended.
     fn disconnected(&self, conn: &Connection, reason: &CloseReason) {
         let _ = (conn, reason);
+    }
+
+    /// A connection has ended, however far it got: refused right after the
+    /// handshake (banned, at the connection cap, by [`Hooks::admit`]),
+    /// closed before Hello, the loser of a duplicate race, or announced and
+    /// then closed (after [`Hooks::disconnected`]). Called once for every
+    /// connection, inbound or dialed, whose session started (the handshake
+    /// done); connections that failed earlier had no session to end.
+    ///
+    /// `reason.by_peer` is false when this node ended the connection: it
+    /// queued `GoAway(reason.reason)` as its last frame.
+    fn connection_closed(&self, reason: &CloseReason) {
+        let _ = reason;
     }
 }
 
@@ -366,9 +383,8 @@ impl Node {
                                 message,
                             })
                         };
-                        driver::accept(stream, &shared.config(), refuse)
-                            .await
-                            .map(drop)
+                        let refused = driver::accept(stream, &shared.config(), refuse).await;
+                        node.refused(refused).await
                     }
                 };
                 if let Err(e) = result {
@@ -481,14 +497,22 @@ impl NodeHandle {
             .clone()
             .try_acquire_owned()
             .map_err(|_| NodeError::TooManyConnections(self.shared.max_connections))?;
-        let conn = driver::dial(addr, peer, &self.shared.config()).await?;
+        let conn = driver::dial(addr, peer, &self.shared.config())
+            .await
+            .inspect_err(|e| self.start_failed(e))?;
         let kept = self.register(conn.clone());
+        let node = self.clone();
+        let served = conn.clone();
         if kept.same(&conn) {
-            let node = self.clone();
-            let served = conn.clone();
             self.shared
                 .tasks
                 .spawn(async move { node.serve(served, permit).await });
+        } else {
+            // Lost the duplicate race: told GoAway, never served.
+            self.shared.tasks.spawn(async move {
+                let reason = served.closed().await;
+                node.shared.hooks.connection_closed(&reason);
+            });
         }
         Ok(kept)
     }
@@ -590,17 +614,46 @@ impl NodeHandle {
                 message = %refusal.message,
                 "inbound peer refused",
             );
-            return handshaken.start(&config, Some(refusal)).await.map(drop);
+            let refused = handshaken.start(&config, Some(refusal)).await;
+            return self.refused(refused).await;
         }
         let result = match handshaken.start(&config, None).await {
             Ok(conn) => {
                 self.clone().serve(conn, permit).await;
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                self.start_failed(&e);
+                Err(e)
+            }
         };
         self.shared.hooks.admission_ended(&admission);
         result
+    }
+
+    /// Waits until a connection started with a refusal has ended (its
+    /// GoAway sent), telling [`Hooks::connection_closed`].
+    async fn refused(&self, started: Result<Connection, ConnectError>) -> Result<(), ConnectError> {
+        match started {
+            Ok(conn) => {
+                let reason = conn.closed().await;
+                self.shared.hooks.connection_closed(&reason);
+                Ok(())
+            }
+            Err(e) => {
+                self.start_failed(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Tells [`Hooks::connection_closed`] how a connection whose session
+    /// started ended before it was established. Errors before a session
+    /// (socket, handshake) end no connection.
+    fn start_failed(&self, error: &ConnectError) {
+        if let ConnectError::Closed(reason) = error {
+            self.shared.hooks.connection_closed(reason);
+        }
     }
 
     /// [`Hooks::admit`], bounded by [`ADMISSION_TIMEOUT`]; admits on timeout.
@@ -667,6 +720,7 @@ impl NodeHandle {
         if announced {
             self.shared.hooks.disconnected(&conn, &reason);
         }
+        self.shared.hooks.connection_closed(&reason);
         tracing::info!(peer = %conn.peer_addr(), %reason, "peer disconnected");
     }
 }

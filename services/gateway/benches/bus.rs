@@ -56,7 +56,7 @@ use prost::Message as _;
 use secp256k1::{PublicKey, SecretKey};
 use skywire_bus::{Bus, subjects};
 use skywire_gateway::limits::IpLimitConfig;
-use skywire_gateway::{Gateway, GatewayConfig};
+use skywire_gateway::{Gateway, GatewayConfig, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_proto::bus::v1 as pb;
@@ -221,6 +221,7 @@ async fn child_server(kind: BusKind, role: Role, service: String) {
         connect(kind, &local, "skywire-bench-gateway").await,
         presence.clone(),
         kv,
+        &Metrics::new(),
     )
     .await
     .unwrap();

@@ -13,6 +13,14 @@
 //! is written to the peer in a `gateway.deliver` span following the
 //! service's. Without a subscriber interested in them these are disabled
 //! `tracing` spans: nothing is allocated for them per message.
+//!
+//! Metrics: a bridged channel counts in `skywire_gateway_channels` while
+//! either pump runs. Each message forwarded counts its payload bytes and its
+//! data frames on the bus (pieces of at most [`FRAGMENT`] bytes) under its
+//! service (or `"other"`) and direction (`in`: from the peer). A message a
+//! pump holds until the other side takes it counts in its queue's depth
+//! ([`QUEUE_TO_SERVICE`], [`QUEUE_TO_PEER`]); each pump holds at most one,
+//! so these show how many channels wait on a slow service or a slow peer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +29,8 @@ use bytes::Bytes;
 use prost::Message as _;
 use skywire_bus::{BusError, subjects};
 use skywire_proto::bus::v1 as pb;
-use skywire_service::link::{LinkKey, LinkReceiver, LinkSender, WINDOW};
+use skywire_service::link::{FRAGMENT, LinkKey, LinkReceiver, LinkSender, WINDOW};
+use skywire_telemetry::metrics::{Direction, Gauge, GaugeGuard, ServiceLabel, Traffic};
 use skywire_wire::driver::{ChannelReceiver, ChannelSender};
 use skywire_wire::{Channel, Connection, IncomingChannel, Reason};
 use tracing::Instrument as _;
@@ -33,6 +42,16 @@ pub const SERVICE_OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a peer may take to accept a channel a service opens.
 pub const PEER_OPEN_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// `queue` label: messages read from peers that wait to reach their service
+/// instance, for the link's credit (the service is slower than its peers),
+/// then while they are published on the bus.
+pub const QUEUE_TO_SERVICE: &str = "to_service";
+
+/// `queue` label: messages from service instances that wait for room in the
+/// peer's SWP/1 send buffers (the peer reads slower than its services send,
+/// or withholds credit).
+pub const QUEUE_TO_PEER: &str = "to_peer";
 
 /// Offers a peer's channel to the service's instances and bridges it to the
 /// one that accepts.
@@ -146,31 +165,82 @@ fn reject_reason(reason: i32) -> Reason {
     }
 }
 
+/// One direction of a bridged channel, as metered: the traffic counters of
+/// its service and direction, and the depth of the queue its messages wait
+/// in.
+struct Meter {
+    traffic: Traffic,
+    queue: Gauge,
+}
+
+impl Meter {
+    fn new(
+        inner: &Inner,
+        service: &ServiceLabel,
+        direction: Direction,
+        queue: &'static str,
+    ) -> Self {
+        Self {
+            traffic: inner.metrics.traffic(service, direction),
+            queue: inner.metrics.queue(queue),
+        }
+    }
+
+    /// Counts one message in the queue until the guard drops.
+    fn waiting(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.queue)
+    }
+
+    /// Counts a message of `len` bytes forwarded.
+    fn forwarded(&self, len: usize) {
+        self.traffic.record(len as u64, bus_frames(len));
+    }
+}
+
+/// Data frames a message of `len` bytes takes on the bus: the link sends it
+/// in pieces of at most [`FRAGMENT`] bytes, an empty message in one.
+fn bus_frames(len: usize) -> u64 {
+    len.div_ceil(FRAGMENT).max(1) as u64
+}
+
 /// Runs both pumps of a bridged channel until both directions are done.
 async fn run(inner: Arc<Inner>, channel: Channel, link_tx: LinkSender, link_rx: LinkReceiver) {
     let service: Arc<str> = Arc::from(channel.service());
+    let label = inner.known.label(&service);
+    let inbound = Meter::new(&inner, &label, Direction::In, QUEUE_TO_SERVICE);
+    let outbound = Meter::new(&inner, &label, Direction::Out, QUEUE_TO_PEER);
+    // Open while either pump runs.
+    let open = Arc::new(GaugeGuard::new(&inner.metrics.channels));
     let (wire_tx, wire_rx) = channel.split();
-    inner
-        .tasks
-        .spawn(to_service(service.clone(), wire_rx, link_tx));
-    to_peer(&service, link_rx, wire_tx).await;
+    let (held, name) = (open.clone(), service.clone());
+    inner.tasks.spawn(async move {
+        to_service(&name, wire_rx, link_tx, &inbound).await;
+        drop(held);
+    });
+    to_peer(&service, link_rx, wire_tx, &outbound).await;
+    drop(open);
 }
 
-async fn to_service(service: Arc<str>, mut wire: ChannelReceiver, mut link: LinkSender) {
+async fn to_service(service: &str, mut wire: ChannelReceiver, mut link: LinkSender, meter: &Meter) {
     loop {
         match wire.recv().await {
             Ok(Some(message)) => {
+                let len = message.len();
                 // Current while the link publishes: the bus headers carry it.
                 let span = tracing::info_span!(
                     "gateway.forward",
                     otel.kind = "producer",
-                    service = &*service,
-                    bytes = message.len(),
+                    service,
+                    bytes = len,
                 );
-                if link.send(message).instrument(span).await.is_err() {
+                let waiting = meter.waiting();
+                let sent = link.send(message).instrument(span).await;
+                drop(waiting);
+                if sent.is_err() {
                     // The service side is gone; `to_peer` resets the channel.
                     return;
                 }
+                meter.forwarded(len);
             }
             Ok(None) => {
                 let _ = link.finish().await;
@@ -184,21 +254,26 @@ async fn to_service(service: Arc<str>, mut wire: ChannelReceiver, mut link: Link
     }
 }
 
-async fn to_peer(service: &str, mut link: LinkReceiver, mut wire: ChannelSender) {
+async fn to_peer(service: &str, mut link: LinkReceiver, mut wire: ChannelSender, meter: &Meter) {
     loop {
         match link.recv().await {
             Ok(Some(message)) => {
+                let len = message.len();
                 let span = tracing::info_span!(
                     "gateway.deliver",
                     otel.kind = "consumer",
                     service,
-                    bytes = message.len(),
+                    bytes = len,
                 );
                 link.follow(&span);
-                if wire.send(message).instrument(span).await.is_err() {
+                let waiting = meter.waiting();
+                let sent = wire.send(message).instrument(span).await;
+                drop(waiting);
+                if sent.is_err() {
                     // The peer reset or left; `to_service` tells the service.
                     return;
                 }
+                meter.forwarded(len);
             }
             Ok(None) => {
                 let _ = wire.finish();

@@ -13,7 +13,12 @@
 //!   heartbeats (advertised in Hello and `Services` updates; opens for a
 //!   service that died get `REASON_SERVICE_UNAVAILABLE`), the presence map
 //!   (peer → replica, with TTL) so any service can reach any peer, peer
-//!   events, and commands from the pool (dial, disconnect, ban).
+//!   events, and commands from the pool (dial, disconnect, ban), and
+//!   registers the gateway's Prometheus families
+//!   ([`skywire_telemetry::metrics::GatewayMetrics`]) on the process's
+//!   registry: connections (here, from the node's hooks), GoAways sent by
+//!   reason (every connection's end, refusals included), and the bridged
+//!   channels, traffic and queues ([`bridge`]).
 //!
 //! Several replicas may run at once with the same node key; each has its
 //! own id, and the presence map says which one holds a peer.
@@ -22,19 +27,23 @@ pub mod bridge;
 pub mod commands;
 pub mod limits;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message as _;
 use skywire_bus::{Bus, BusError, subjects};
-use skywire_identity::{Address, PublicKey as NodeId};
+use skywire_identity::Address;
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_proto::bus::v1 as pb;
 use skywire_service::Links;
-use skywire_service::registry::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Registry};
+use skywire_service::registry::{self, Change, HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Registry};
+/// The process's metric registry, which [`Gateway::bind`] registers the
+/// gateway's families on.
+pub use skywire_telemetry::Metrics;
+use skywire_telemetry::metrics::{GatewayMetrics, ServiceNames};
 use skywire_wire::node::{Admission, AdmitFuture};
 use skywire_wire::{
     CloseReason, Connection, Hooks, IncomingChannel, Node, NodeConfig, NodeHandle, Reason,
@@ -53,7 +62,10 @@ pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 pub const PRESENCE_REFRESH: Duration = Duration::from_secs(10);
 
 /// Service names remembered as "was live once" (for
-/// `REASON_SERVICE_UNAVAILABLE` instead of `REASON_UNKNOWN_SERVICE`).
+/// `REASON_SERVICE_UNAVAILABLE` instead of `REASON_UNKNOWN_SERVICE`). The
+/// same set bounds the metrics' `service` label: names come only from the
+/// cluster's own heartbeats, never from peers, and any other name is
+/// labelled `"other"`.
 pub const MAX_KNOWN_SERVICES: usize = 4096;
 
 /// Why the gateway could not start.
@@ -105,15 +117,29 @@ pub(crate) struct Inner {
     presence: Presence,
     links: Links,
     registry: Mutex<Registry>,
-    /// Services that were live at some point.
-    known: Mutex<HashSet<String>>,
-    /// Announced connections by id, for presence refreshes.
-    connections: Mutex<HashMap<u64, Connection>>,
+    /// Services that were live at some point: also the `service` label's
+    /// values.
+    known: ServiceNames,
+    metrics: GatewayMetrics,
+    /// Announced connections by id: for presence refreshes, and so that a
+    /// connection's "down" follows its "up".
+    connections: Mutex<HashMap<u64, Live>>,
     node: OnceLock<NodeHandle>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
 
+/// A connection announced by [`Hooks::connected`].
+#[derive(Debug)]
+struct Live {
+    conn: Connection,
+    /// The task that claims presence and publishes `sw.peer.up`; the
+    /// "down" waits for it.
+    announced: tokio::task::JoinHandle<()>,
+}
+
+/// Locks `mutex`, carrying on after a panic elsewhere poisoned it (every
+/// critical section leaves its data consistent).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
@@ -131,7 +157,9 @@ impl Inner {
         let hello = conn.peer_hello();
         pb::Peer {
             node_id: Bytes::copy_from_slice(&node_id),
-            address: address_of(&node_id),
+            address: Address::of_node_id(&node_id)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             remote_addr: conn.peer_addr().to_string(),
             gateway: self.id.clone(),
             connection: conn.id(),
@@ -150,18 +178,10 @@ impl Inner {
 
     /// Applies a registry change: advertise the live services, reset links
     /// to instances that are gone.
-    fn registry_changed(&self, change: skywire_service::registry::Change) {
-        if change.is_empty() {
-            return;
-        }
+    fn registry_changed(&self, change: Change) {
         let services = lock(&self.registry).services();
-        {
-            let mut known = lock(&self.known);
-            for service in &services {
-                if known.len() < MAX_KNOWN_SERVICES {
-                    known.insert(service.clone());
-                }
-            }
+        for service in &services {
+            self.known.insert(service);
         }
         if let Some(node) = self.node() {
             node.set_services(&services);
@@ -181,13 +201,6 @@ impl Inner {
             tracing::warn!(error = %e, subject, "cannot publish peer event");
         }
     }
-}
-
-/// The Skycoin address of a 33-byte node id (empty if it is not a key).
-pub(crate) fn address_of(node_id: &[u8]) -> String {
-    NodeId::from_bytes(node_id)
-        .map(|k| Address::from_public_key(&k).to_string())
-        .unwrap_or_default()
 }
 
 /// The node's hooks: the gateway's state, and the per-IP limits that admit
@@ -215,7 +228,7 @@ impl Hooks for GatewayHooks {
             self.0
                 .tasks
                 .spawn(async move { bridge::inbound(inner, conn, incoming).await });
-        } else if lock(&inner.known).contains(&service) {
+        } else if inner.known.contains(&service) {
             incoming.reject(Reason::ServiceUnavailable, "service is down");
         } else {
             let message = format!("no service {service:?}");
@@ -225,10 +238,13 @@ impl Hooks for GatewayHooks {
 
     fn connected(&self, conn: &Connection) {
         let inner = self.0.clone();
-        lock(&inner.connections).insert(conn.id(), conn.clone());
+        inner.metrics.connections.inc();
         let peer = inner.peer(conn);
         let node_id = conn.remote_key().serialize();
-        self.0.tasks.spawn(async move {
+        // Holding the map's lock until the task is in it: `disconnected`
+        // cannot take the entry before.
+        let mut connections = lock(&self.0.connections);
+        let announced = self.0.tasks.spawn(async move {
             if let Err(e) = inner
                 .presence
                 .claim(&node_id, &inner.id, PRESENCE_TTL)
@@ -239,21 +255,30 @@ impl Hooks for GatewayHooks {
             let event = pb::PeerEvent {
                 peer: Some(peer),
                 up: true,
-                reason: String::new(),
                 refresh: false,
+                ..pb::PeerEvent::default()
             };
             inner.publish_peer(subjects::PEER_UP, event).await;
         });
+        let live = Live {
+            conn: conn.clone(),
+            announced,
+        };
+        connections.insert(conn.id(), live);
     }
 
     fn disconnected(&self, conn: &Connection, reason: &CloseReason) {
         let inner = self.0.clone();
-        lock(&inner.connections).remove(&conn.id());
+        inner.metrics.connections.dec();
+        let announced = lock(&inner.connections)
+            .remove(&conn.id())
+            .map(|live| live.announced);
         inner
             .links
             .reset_connection(&inner.id, conn.id(), Reason::Normal, "peer disconnected");
         let peer = inner.peer(conn);
         let node_id = conn.remote_key().serialize();
+        let (go_away, by_peer) = (reason.reason, reason.by_peer);
         let reason = reason.to_string();
         // A newer connection to the same peer (a duplicate that won) keeps
         // this replica's claim.
@@ -262,6 +287,11 @@ impl Hooks for GatewayHooks {
             .and_then(|n| n.connection(&conn.remote_key()))
             .is_some_and(|live| !live.same(conn));
         self.0.tasks.spawn(async move {
+            // After the "up" (its presence claim and event), never before:
+            // listeners would see this connection come up after it went down.
+            if let Some(announced) = announced {
+                let _ = announced.await;
+            }
             if !superseded && let Err(e) = inner.presence.release(&node_id, &inner.id).await {
                 tracing::warn!(error = %e, "cannot clear presence");
             }
@@ -270,9 +300,19 @@ impl Hooks for GatewayHooks {
                 up: false,
                 reason,
                 refresh: false,
+                go_away: go_away.into(),
+                by_peer,
             };
             inner.publish_peer(subjects::PEER_DOWN, event).await;
         });
+    }
+
+    /// Counts the GoAway this node sent, if it ended the connection: bans,
+    /// limit refusals, protocol errors, timeouts, duplicates, shutdown.
+    fn connection_closed(&self, reason: &CloseReason) {
+        if !reason.by_peer {
+            self.0.metrics.goaway(reason.reason.as_str_name());
+        }
     }
 }
 
@@ -282,12 +322,15 @@ impl Gateway {
     ///
     /// `kv` holds the per-IP limits ([`limits`]): pass the store `presence`
     /// wraps (Redis in cluster mode, so every replica counts alike; memory
-    /// embedded).
+    /// embedded). The gateway's metric families are registered on `metrics`
+    /// (the process's registry, served at `/metrics`); bind one gateway per
+    /// registry.
     pub async fn bind(
         config: GatewayConfig,
         bus: Bus,
         presence: Presence,
         kv: Kv,
+        metrics: &Metrics,
     ) -> Result<Self, GatewayError> {
         if !subjects::valid_id(&config.id) {
             return Err(GatewayError::InvalidId(config.id));
@@ -299,7 +342,8 @@ impl Gateway {
             presence,
             links: Links::new(),
             registry: Mutex::new(Registry::new()),
-            known: Mutex::new(HashSet::new()),
+            known: ServiceNames::bounded(MAX_KNOWN_SERVICES),
+            metrics: GatewayMetrics::register(metrics),
             connections: Mutex::new(HashMap::new()),
             node: OnceLock::new(),
             shutdown: CancellationToken::new(),
@@ -413,22 +457,13 @@ async fn spawn_channel_dispatch(inner: &Arc<Inner>) -> Result<(), BusError> {
 
 /// Heartbeats → registry → advertised services.
 async fn spawn_registry(inner: &Arc<Inner>) -> Result<(), BusError> {
-    let mut beats = inner.bus.subscribe(subjects::HEARTBEAT).await?;
+    let beats = inner.bus.subscribe(subjects::HEARTBEAT).await?;
     let task = inner.clone();
     inner.tasks.spawn(async move {
-        let mut sweep = tokio::time::interval(HEARTBEAT_INTERVAL / 2);
-        loop {
-            let change = tokio::select! {
-                m = beats.next() => match m.map(|m| pb::Heartbeat::decode(m.payload)) {
-                    Some(Ok(beat)) => lock(&task.registry).apply(beat, Instant::now()),
-                    Some(Err(_)) => continue,
-                    None => break,
-                },
-                _ = sweep.tick() => lock(&task.registry).expire(Instant::now()),
-                () = task.shutdown.cancelled() => break,
-            };
+        registry::follow(beats, task.shutdown.clone(), &task.registry, |change| {
             task.registry_changed(change);
-        }
+        })
+        .await;
     });
     Ok(())
 }
@@ -463,7 +498,10 @@ fn spawn_presence_refresh(inner: &Arc<Inner>) {
                 _ = tick.tick() => {}
                 () = task.shutdown.cancelled() => break,
             }
-            let live: Vec<Connection> = lock(&task.connections).values().cloned().collect();
+            let live: Vec<Connection> = lock(&task.connections)
+                .values()
+                .map(|live| live.conn.clone())
+                .collect();
             for conn in live {
                 let node_id = conn.remote_key().serialize();
                 // Claim, not refresh: after a Redis outage the entry may be gone.
@@ -473,8 +511,8 @@ fn spawn_presence_refresh(inner: &Arc<Inner>) {
                 let event = pb::PeerEvent {
                     peer: Some(task.peer(&conn)),
                     up: true,
-                    reason: String::new(),
                     refresh: true,
+                    ..pb::PeerEvent::default()
                 };
                 task.publish_peer(subjects::PEER_UP, event).await;
             }

@@ -34,8 +34,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use skywire_kv::{ConnectionLimiter, Kv, KvError, RateLimiter};
@@ -43,6 +43,8 @@ use skywire_wire::Reason;
 use skywire_wire::driver::Refusal;
 use skywire_wire::node::Admission;
 use tokio_util::sync::CancellationToken;
+
+use crate::lock;
 
 /// Default cap on concurrent connections from one IP, across replicas. A
 /// node normally needs one connection to a gateway; 16 leaves room for
@@ -343,12 +345,6 @@ fn ip_key(ip: IpAddr) -> String {
             format!("{}/64", Ipv6Addr::from(prefix))
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

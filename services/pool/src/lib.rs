@@ -30,6 +30,7 @@ use prost::Message as _;
 use skywire_bus::{Bus, BusError, subjects};
 use skywire_identity::{Address, PublicKey as NodeId};
 use skywire_proto::bus::v1::{self as pb, gateway_command::Command};
+use skywire_proto::wire::v1::Reason;
 use skywire_service::registry::watch_departures;
 use skywire_service::{HostError, Incoming, LinkError, ServiceHost};
 use tokio_util::sync::CancellationToken;
@@ -95,6 +96,46 @@ impl BanReason {
     }
 }
 
+/// Rate-limit GoAways that make a peer an abuser: the third within
+/// [`ABUSE_WINDOW`] bans it for [`BanReason::Abuse`]'s duration. One can be
+/// a burst; three in ten minutes is a peer that reconnects to flood again.
+pub const ABUSE_STRIKES: u32 = 3;
+
+/// The window in which [`ABUSE_STRIKES`] strikes ban a peer.
+pub const ABUSE_WINDOW: Duration = Duration::from_secs(600);
+
+/// Peers whose strikes are remembered at once; when full, strikes whose
+/// window has passed are forgotten, and then new offenders are not tracked
+/// (their next protocol violation still bans them).
+const MAX_STRIKE_RECORDS: usize = 4096;
+
+/// What the end of a connection says about the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing against it: it left, timed out, lost a duplicate race, …
+    Innocent,
+    /// One strike towards an [`BanReason::Abuse`] ban.
+    Strike,
+    /// Ban it now.
+    Ban(BanReason),
+}
+
+impl Verdict {
+    /// Judges a connection that ended with `go_away` (sent by the peer when
+    /// `by_peer`). Only GoAways this node sent count: the node sends
+    /// `PROTOCOL_ERROR` or `FLOW_CONTROL` when the peer broke SWP/1 (a ban),
+    /// `RATE_LIMITED` when it flooded control frames (a strike). Whatever
+    /// the peer says about itself is not evidence.
+    pub fn of_go_away(go_away: Reason, by_peer: bool) -> Self {
+        match go_away {
+            _ if by_peer => Self::Innocent,
+            Reason::ProtocolError | Reason::FlowControl => Self::Ban(BanReason::ProtocolViolation),
+            Reason::RateLimited => Self::Strike,
+            _ => Self::Innocent,
+        }
+    }
+}
+
 /// Why a pool operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -134,6 +175,9 @@ pub struct PoolConfig {
     pub outbound_peers: usize,
     /// How often to look for peers to dial.
     pub tick: Duration,
+    /// Ban peers automatically for the GoAways the gateways send them (see
+    /// [`Verdict::of_go_away`]).
+    pub auto_ban: bool,
 }
 
 impl Default for PoolConfig {
@@ -141,6 +185,7 @@ impl Default for PoolConfig {
         Self {
             outbound_peers: DEFAULT_OUTBOUND_PEERS,
             tick: DIAL_TICK,
+            auto_ban: true,
         }
     }
 }
@@ -174,6 +219,8 @@ struct Inner {
     dialing: Mutex<HashSet<[u8; 33]>>,
     /// Earliest next attempt per peer after failures.
     retry_at: Mutex<HashMap<[u8; 33], Instant>>,
+    /// Strikes per peer: how many, and when the first of the window was.
+    strikes: Mutex<HashMap<[u8; 33], (u32, Instant)>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -182,6 +229,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether `a` and `b` are the same connection: connection ids are unique
+/// only within one gateway replica.
+fn same_connection(a: &pb::Peer, b: &pb::Peer) -> bool {
+    a.gateway == b.gateway && a.connection == b.connection
 }
 
 /// Milliseconds since the Unix epoch.
@@ -194,8 +247,8 @@ fn now_ms() -> i64 {
 
 /// The Skycoin address of a node id.
 fn address_of(node_id: &[u8; 33]) -> Result<String, PoolError> {
-    NodeId::from_bytes(node_id)
-        .map(|k| k.address().to_string())
+    Address::of_node_id(node_id)
+        .map(|a| a.to_string())
         .map_err(|e| PoolError::InvalidPeer {
             input: hex::encode(node_id),
             reason: e.to_string(),
@@ -218,6 +271,7 @@ impl Pool {
             connected: Mutex::new(HashMap::new()),
             dialing: Mutex::new(HashSet::new()),
             retry_at: Mutex::new(HashMap::new()),
+            strikes: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
@@ -255,8 +309,10 @@ impl Pool {
         });
     }
 
-    async fn peer_event(&self, event: pb::PeerEvent) {
-        let Some(peer) = event.peer else { return };
+    async fn peer_event(&self, mut event: pb::PeerEvent) {
+        let Some(peer) = event.peer.take() else {
+            return;
+        };
         let Ok(node_id) = <[u8; 33]>::try_from(peer.node_id.as_ref()) else {
             return;
         };
@@ -269,17 +325,21 @@ impl Pool {
             "peer event"
         );
         if !event.up {
-            let mut connected = lock(&self.inner.connected);
-            // Only that connection: another (say, on another replica) may
-            // still be up.
-            if let Some(connections) = connected.get_mut(&node_id) {
-                connections
-                    .retain(|p| !(p.gateway == peer.gateway && p.connection == peer.connection));
-                if connections.is_empty() {
-                    connected.remove(&node_id);
+            {
+                let mut connected = lock(&self.inner.connected);
+                // Only that connection: another (say, on another replica)
+                // may still be up.
+                if let Some(connections) = connected.get_mut(&node_id) {
+                    connections.retain(|p| !same_connection(p, &peer));
+                    if connections.is_empty() {
+                        connected.remove(&node_id);
+                    }
                 }
             }
             tracing::debug!(address = %peer.address, reason = %event.reason, "peer down");
+            if self.inner.config.auto_ban {
+                self.judge(&node_id, &event).await;
+            }
             return;
         }
         let endpoints: Vec<String> = peer
@@ -320,27 +380,69 @@ impl Pool {
             )
             .await
         {
+            // Not tracked either, so the gateway's next refresh of this
+            // connection tries again (a refresh of a tracked one is skipped).
             tracing::warn!(%address, error = %e, "cannot record connection");
+            return;
         }
         // After the store: whoever sees the peer connected finds it stored.
         lock(&self.inner.retry_at).remove(&node_id);
         let mut connected = lock(&self.inner.connected);
         let connections = connected.entry(node_id).or_default();
-        connections.retain(|p| !(p.gateway == peer.gateway && p.connection == peer.connection));
+        connections.retain(|p| !same_connection(p, &peer));
         // Bounded: duplicates are resolved within a round trip.
         connections.truncate(MAX_CONNECTIONS_PER_PEER - 1);
         connections.insert(0, peer);
+    }
+
+    /// Bans the peer of a connection that ended as `event` says, if its
+    /// GoAway calls for it.
+    async fn judge(&self, node_id: &[u8; 33], event: &pb::PeerEvent) {
+        let go_away = Reason::try_from(event.go_away).unwrap_or(Reason::Unspecified);
+        let reason = match Verdict::of_go_away(go_away, event.by_peer) {
+            Verdict::Innocent => return,
+            Verdict::Ban(reason) => reason,
+            Verdict::Strike if self.strike(node_id, Instant::now()) => BanReason::Abuse,
+            Verdict::Strike => return,
+        };
+        let why = format!("automatic: {}", event.reason);
+        let why: String = why.chars().take(store::MAX_BAN_REASON_LEN).collect();
+        match self.ban(node_id, reason, &why).await {
+            Ok(()) => tracing::info!(node_id = %hex::encode(node_id), ?reason, %why, "peer banned"),
+            Err(e) => {
+                tracing::warn!(node_id = %hex::encode(node_id), error = %e, "cannot ban peer")
+            }
+        }
+    }
+
+    /// Records a strike against `node_id` at `now`; whether it was the
+    /// [`ABUSE_STRIKES`]th within [`ABUSE_WINDOW`] (the count starts over).
+    fn strike(&self, node_id: &[u8; 33], now: Instant) -> bool {
+        let mut strikes = lock(&self.inner.strikes);
+        let fresh = |first: Instant| now.duration_since(first) < ABUSE_WINDOW;
+        if strikes.len() >= MAX_STRIKE_RECORDS && !strikes.contains_key(node_id) {
+            strikes.retain(|_, (_, first)| fresh(*first));
+            if strikes.len() >= MAX_STRIKE_RECORDS {
+                return false;
+            }
+        }
+        let entry = strikes.entry(*node_id).or_insert((0, now));
+        if !fresh(entry.1) {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        if entry.0 < ABUSE_STRIKES {
+            return false;
+        }
+        strikes.remove(node_id);
+        true
     }
 
     /// Whether this very connection is known.
     fn is_connected(&self, node_id: &[u8; 33], peer: &pb::Peer) -> bool {
         lock(&self.inner.connected)
             .get(node_id)
-            .is_some_and(|connections| {
-                connections
-                    .iter()
-                    .any(|p| p.gateway == peer.gateway && p.connection == peer.connection)
-            })
+            .is_some_and(|connections| connections.iter().any(|p| same_connection(p, peer)))
     }
 
     /// Forgets the connections of a gateway replica that stopped sending

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use skywire_telemetry::http::{HTTP_CONCURRENCY_LIMIT, router};
-use skywire_telemetry::metrics::{
-    Direction, GatewayMetrics, QueueLabels, ReasonLabels, ServiceNames,
-};
+use skywire_telemetry::metrics::{Direction, GatewayMetrics, ServiceNames};
 use skywire_telemetry::{Metrics, Readiness};
 use tokio::sync::Notify;
 use tower::ServiceExt as _;
@@ -25,17 +23,11 @@ async fn metrics_lists_the_gateway_families() {
     let services = ServiceNames::new(["echo/1"]);
     gateway.connections.inc();
     gateway.channels.inc();
-    gateway.record_traffic(&services.label("echo/1"), Direction::Out, 42, 1);
     gateway
-        .goaways
-        .get_or_create(&ReasonLabels {
-            reason: "REASON_SHUTTING_DOWN",
-        })
-        .inc();
-    gateway
-        .queue_depth
-        .get_or_create(&QueueLabels { queue: "bus" })
-        .set(2);
+        .traffic(&services.label("echo/1"), Direction::Out)
+        .record(42, 1);
+    gateway.goaway("REASON_SHUTTING_DOWN");
+    gateway.queue("bus").set(2);
 
     let response = router(metrics, Readiness::new())
         .oneshot(get("/metrics"))

@@ -635,12 +635,13 @@ async fn a_panicking_service_resets_its_channel_with_internal() {
 }
 
 /// Hooks whose admission refuses peers from a set, never answers for
-/// another, and counts admissions ended.
+/// another, counts admissions ended and records how connections closed.
 struct GateHooks {
     refused: std::sync::Mutex<Vec<secp256k1::PublicKey>>,
     stalled: std::sync::Mutex<Vec<secp256k1::PublicKey>>,
     admitted: std::sync::atomic::AtomicUsize,
     ended: std::sync::atomic::AtomicUsize,
+    closed: std::sync::Mutex<Vec<(Reason, bool)>>,
 }
 
 impl GateHooks {
@@ -650,11 +651,28 @@ impl GateHooks {
             stalled: Default::default(),
             admitted: Default::default(),
             ended: Default::default(),
+            closed: Default::default(),
         })
     }
 
     fn ended(&self) -> usize {
         self.ended.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `n` connections have closed; returns how, as
+    /// `(reason, by_peer)` in order.
+    async fn closed(&self, n: usize) -> Vec<(Reason, bool)> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let closed = self.closed.lock().unwrap().clone();
+                if closed.len() >= n {
+                    return closed;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("connection_closed not called")
     }
 }
 
@@ -682,6 +700,13 @@ impl skywire_wire::Hooks for GateHooks {
 
     fn admission_ended(&self, _: &skywire_wire::node::Admission) {
         self.ended.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn connection_closed(&self, reason: &skywire_wire::CloseReason) {
+        self.closed
+            .lock()
+            .unwrap()
+            .push((reason.reason, reason.by_peer));
     }
 }
 
@@ -822,4 +847,34 @@ async fn bans_are_checked_before_the_admission_hook() {
         Reason::Banned
     );
     assert_eq!(hooks.admitted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn every_connection_end_reaches_the_hook_with_who_ended_it() {
+    let hooks = GateHooks::new();
+    let node = node_with_hooks(hooks.clone()).await;
+    let (addr, key) = (node.local_addr(), node.public_key());
+    // Refused by the admission hook, then by a ban: GoAways this node sent.
+    let refused = config(Limits::default());
+    hooks.refused.lock().unwrap().push(refused.public_key());
+    assert_eq!(
+        closed_reason(driver::dial(addr, &key, &refused).await),
+        Reason::RateLimited
+    );
+    assert_eq!(hooks.closed(1).await, [(Reason::RateLimited, false)]);
+    let banned = config(Limits::default());
+    node.ban(&banned.public_key(), Duration::from_secs(60), "test");
+    assert_eq!(
+        closed_reason(driver::dial(addr, &key, &banned).await),
+        Reason::Banned
+    );
+    assert_eq!(hooks.closed(2).await[1], (Reason::Banned, false));
+    // Served, then the peer says GoAway: ended by the peer.
+    let conn = driver::dial(addr, &key, &config(Limits::default()))
+        .await
+        .unwrap();
+    node_serves_echo(&conn).await;
+    conn.go_away(Reason::Normal, "bye");
+    conn.closed().await;
+    assert_eq!(hooks.closed(3).await[2], (Reason::Normal, true));
 }

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use secp256k1::SecretKey;
 use skywire_bus::Bus;
-use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle};
+use skywire_gateway::limits::IpLimitConfig;
+use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_service::ServiceHost;
 use skywire_wire::limits::Limits;
 use skywire_wire::session::LocalHello;
-use skywire_wire::{Connection, ConnectionConfig, NodeConfig, driver};
+use skywire_wire::{ConnectError, Connection, ConnectionConfig, NodeConfig, driver};
 
 /// `TEST_LOG=1` turns logging on.
 pub(crate) fn init_logging() {
@@ -90,12 +91,30 @@ impl Infra {
         }
     }
 
+    /// Waits until the presence map places the peer `node_id` (written
+    /// right after its connection is announced).
+    pub(crate) async fn wait_present(&self, node_id: &[u8; 33]) {
+        let wait = async {
+            while self.presence.lookup(node_id).await.unwrap().is_none() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .expect("peer never present");
+    }
+
     /// A service name unique to this test, e.g. `chat-1a2b3c4d/1`.
     pub(crate) fn service(&self, base: &str) -> String {
         format!("{base}-{}/1", self.tag)
     }
 
     pub(crate) async fn gateway(&self) -> TestGateway {
+        self.gateway_with_limits(IpLimitConfig::default()).await
+    }
+
+    /// A gateway with per-IP `limits`, with metrics of its own.
+    pub(crate) async fn gateway_with_limits(&self, limits: IpLimitConfig) -> TestGateway {
         let config = GatewayConfig {
             id: unique("gw"),
             node: NodeConfig {
@@ -105,9 +124,9 @@ impl Infra {
             },
             // Per-IP limits under keys of this test's own, so tests sharing
             // one Redis (all from 127.0.0.1) do not count each other.
-            limits: skywire_gateway::limits::IpLimitConfig {
+            limits: IpLimitConfig {
                 key_prefix: format!("test:{}:", self.tag),
-                ..Default::default()
+                ..limits
             },
         };
         let kv = match self.mode {
@@ -115,12 +134,17 @@ impl Infra {
             Mode::Cluster => Kv::connect_redis(&redis_url()).await.unwrap(),
         };
         let bus = self.another_bus().await;
-        let gateway = Gateway::bind(config, bus, self.presence.clone(), kv)
+        let metrics = Metrics::new();
+        let gateway = Gateway::bind(config, bus, self.presence.clone(), kv, &metrics)
             .await
             .unwrap();
         let handle = gateway.handle();
         let task = tokio::spawn(gateway.run());
-        TestGateway { handle, task }
+        TestGateway {
+            handle,
+            task,
+            metrics,
+        }
     }
 
     pub(crate) async fn host(&self) -> ServiceHost {
@@ -157,6 +181,8 @@ pub(crate) fn config() -> ConnectionConfig {
 pub(crate) struct TestGateway {
     pub(crate) handle: GatewayHandle,
     pub(crate) task: tokio::task::JoinHandle<()>,
+    /// The registry the gateway's families are on.
+    pub(crate) metrics: Metrics,
 }
 
 impl TestGateway {
@@ -167,12 +193,17 @@ impl TestGateway {
 
     /// A client connected to this gateway, and its node id.
     pub(crate) async fn client_with_id(&self) -> (Connection, [u8; 33]) {
+        let (conn, id) = self.dial().await;
+        (conn.unwrap(), id)
+    }
+
+    /// A new peer dialing this gateway: the connection or why it failed,
+    /// and the peer's node id.
+    pub(crate) async fn dial(&self) -> (Result<Connection, ConnectError>, [u8; 33]) {
         let node = self.handle.node().unwrap();
         let config = config();
         let id = config.public_key().serialize();
-        let conn = driver::dial(node.local_addr(), &node.public_key(), &config)
-            .await
-            .unwrap();
+        let conn = driver::dial(node.local_addr(), &node.public_key(), &config).await;
         (conn, id)
     }
 

@@ -1,8 +1,10 @@
 //! The gateway bridging SWP/1 channels to services over the bus, in both
-//! modes: in-process bus (embedded) and real NATS + Redis (cluster).
+//! modes: in-process bus (embedded) and real NATS + Redis (cluster), and
+//! its metrics (`metrics`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod metrics;
 
 use std::time::Duration;
 
@@ -186,15 +188,7 @@ async fn a_service_reaches_a_connected_peer_through_the_presence_map() {
         let gateway = infra.gateway().await;
         let host = infra.host().await;
         let (client, node_id) = gateway.client_with_id().await;
-        // Presence is written right after the connection is announced.
-        let wait = async {
-            while infra.presence.lookup(&node_id).await.unwrap().is_none() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(5), wait)
-            .await
-            .unwrap();
+        infra.wait_present(&node_id).await;
 
         let service = infra.service("notify");
         let peer_side = tokio::spawn({

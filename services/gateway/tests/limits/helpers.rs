@@ -8,7 +8,7 @@ use std::time::Duration;
 use secp256k1::SecretKey;
 use skywire_bus::Bus;
 use skywire_gateway::limits::IpLimitConfig;
-use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle};
+use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_wire::limits::Limits;
@@ -76,7 +76,7 @@ pub(crate) async fn replicas(n: usize, kv: &Kv, limits: &IpLimitConfig) -> Vec<T
         };
         let presence =
             Presence::new(kv.clone()).with_prefix(format!("{}presence:", limits.key_prefix));
-        let gateway = Gateway::bind(config, bus.clone(), presence, kv.clone())
+        let gateway = Gateway::bind(config, bus.clone(), presence, kv.clone(), &Metrics::new())
             .await
             .unwrap();
         let handle = gateway.handle();

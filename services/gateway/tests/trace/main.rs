@@ -16,7 +16,7 @@ use secp256k1::SecretKey;
 use skywire_bus::Bus;
 use skywire_db::Db;
 use skywire_gateway::limits::IpLimitConfig;
-use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle};
+use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_service::{ServiceChannel, ServiceHost};
@@ -294,7 +294,9 @@ async fn start_gateway(
         },
         limits: IpLimitConfig::default(),
     };
-    let gateway = Gateway::bind(config, bus, presence, kv).await.unwrap();
+    let gateway = Gateway::bind(config, bus, presence, kv, &Metrics::new())
+        .await
+        .unwrap();
     let handle = gateway.handle();
     (handle, tokio::spawn(gateway.run()))
 }

@@ -12,7 +12,7 @@ use secp256k1::{PublicKey, SecretKey};
 use skywire_bus::Bus;
 use skywire_db::Db;
 use skywire_gateway::limits::IpLimitConfig;
-use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle};
+use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_pool::store::PeerStore;
@@ -139,6 +139,7 @@ impl Infra {
             self.bus.clone(),
             self.presence.clone(),
             self.kv.clone(),
+            &Metrics::new(),
         )
         .await
         .unwrap();
@@ -156,6 +157,7 @@ impl Infra {
         let config = PoolConfig {
             outbound_peers,
             tick: Duration::from_millis(100),
+            ..PoolConfig::default()
         };
         let pool = Pool::start(self.bus.clone(), PeerStore::new(db), host.clone(), config)
             .await
@@ -270,12 +272,28 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    until_some(what, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await
+}
+
+/// Polls `poll` until it finds something (10 s at most), and returns it.
+pub(crate) async fn until_some<T, F, Fut>(what: &str, mut poll: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let wait = async {
-        while !check().await {
+        loop {
+            if let Some(found) = poll().await {
+                return found;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
     tokio::time::timeout(Duration::from_secs(10), wait)
         .await
-        .unwrap_or_else(|_| panic!("never: {what}"));
+        .unwrap_or_else(|_| panic!("never: {what}"))
 }

@@ -6,9 +6,11 @@
 
 mod helpers;
 
-use helpers::{Infra, MODES, Remote, eventually};
+use helpers::{Infra, MODES, Remote, eventually, until_some};
 use secp256k1::SecretKey;
 use skywire_proto::pool::v1 as api;
+use skywire_wire::pb::{self, Reason, control::Msg};
+use skywire_wire::testing::{RawClient, control_frame};
 use tonic::Code;
 
 /// The status code of a failed call (None if it succeeded).
@@ -28,6 +30,21 @@ async fn peer_row(
         .peers
         .into_iter()
         .find(|p| p.address == address)
+}
+
+/// The peer's row once `holds` holds for it (polled; 10 s at most).
+async fn row_when(
+    client: &api::pool_client::PoolClient<tonic::transport::Channel>,
+    address: &str,
+    what: &str,
+    holds: impl Fn(&api::Peer) -> bool,
+) -> api::Peer {
+    until_some(what, || {
+        let mut client = client.clone();
+        let holds = &holds;
+        async move { peer_row(&mut client, address).await.filter(|p| holds(p)) }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -50,15 +67,8 @@ async fn dial_list_send_disconnect_through_the_admin_api() {
             .unwrap();
         assert_eq!(dialed.address, remote.address(), "{mode:?}");
         let address = remote.address();
-        let client = &mut pool.client;
-        eventually("peer listed as connected", || {
-            let mut client = client.clone();
-            let address = address.clone();
-            async move {
-                peer_row(&mut client, &address)
-                    .await
-                    .is_some_and(|p| p.connected)
-            }
+        row_when(&pool.client, &address, "peer listed as connected", |p| {
+            p.connected
         })
         .await;
         let row = peer_row(&mut pool.client, &address).await.unwrap();
@@ -103,15 +113,8 @@ async fn dial_list_send_disconnect_through_the_admin_api() {
             })
             .await
             .unwrap();
-        let client = &pool.client;
-        eventually("peer disconnected", || {
-            let mut client = client.clone();
-            let address = address.clone();
-            async move {
-                peer_row(&mut client, &address)
-                    .await
-                    .is_some_and(|p| !p.connected)
-            }
+        row_when(&pool.client, &address, "peer disconnected", |p| {
+            !p.connected
         })
         .await;
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -146,28 +149,9 @@ async fn a_kept_peer_is_redialed_after_it_restarts_and_the_store_survives_a_pool
             .unwrap();
         // The remote goes away and comes back on the same port with the same key.
         let (key, listen) = remote.stop().await;
-        let client = &pool.client;
-        eventually("peer seen down", || {
-            let mut client = client.clone();
-            let address = address.clone();
-            async move {
-                peer_row(&mut client, &address)
-                    .await
-                    .is_some_and(|p| !p.connected)
-            }
-        })
-        .await;
+        row_when(&pool.client, &address, "peer seen down", |p| !p.connected).await;
         let remote = Remote::start(key, &listen).await;
-        eventually("peer redialed", || {
-            let mut client = client.clone();
-            let address = address.clone();
-            async move {
-                peer_row(&mut client, &address)
-                    .await
-                    .is_some_and(|p| p.connected)
-            }
-        })
-        .await;
+        row_when(&pool.client, &address, "peer redialed", |p| p.connected).await;
 
         // A new pool on the same database still knows the peer.
         pool.stop().await;
@@ -207,15 +191,8 @@ async fn banned_peers_are_dropped_refused_and_let_back_in_after_unban() {
             })
             .await
             .unwrap();
-        let client = &pool.client;
-        eventually("banned peer dropped", || {
-            let mut client = client.clone();
-            let address = address.clone();
-            async move {
-                peer_row(&mut client, &address).await.is_some_and(|p| {
-                    !p.connected && p.banned_until_ms > 0 && p.ban_reason == "test ban"
-                })
-            }
+        row_when(&pool.client, &address, "banned peer dropped", |p| {
+            !p.connected && p.banned_until_ms > 0 && p.ban_reason == "test ban"
         })
         .await;
         // The peer dialing in is refused with BANNED.
@@ -263,6 +240,116 @@ async fn banned_peers_are_dropped_refused_and_let_back_in_after_unban() {
         gateway_task.await.unwrap();
         remote.stop().await;
     }
+}
+
+#[tokio::test]
+async fn peers_that_break_the_protocol_or_keep_flooding_are_banned_automatically() {
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let (gateway, gateway_task) = infra.gateway(SecretKey::new(&mut rand::rng())).await;
+        let pool = infra.pool(0).await;
+        let node = gateway.node().unwrap().clone();
+        let (addr, key) = (node.local_addr(), node.public_key());
+        // An Open with the wrong parity breaks SWP/1: banned at once, for
+        // an hour, on every replica.
+        let mut rogue = RawClient::hello(addr, &key).await;
+        let rogue_key = rogue.public_key();
+        rogue
+            .send_control(Msg::Open(pb::Open {
+                channel: 2,
+                service: "inbox/1".into(),
+                priority: 0,
+            }))
+            .await;
+        assert_eq!(rogue.expect_go_away().await, Reason::ProtocolError);
+        let row = row_when(&pool.client, &address_of(&rogue_key), "banned", |p| {
+            p.banned_until_ms > 0
+        })
+        .await;
+        assert!(
+            row.ban_reason.starts_with("automatic: "),
+            "{mode:?}: {row:?}"
+        );
+        let hour_ms = skywire_pool::BanReason::ProtocolViolation
+            .duration()
+            .as_millis() as i64;
+        let left = row.banned_until_ms - now_ms();
+        assert!(
+            left > hour_ms - 60_000 && left <= hour_ms,
+            "{mode:?}: {left}"
+        );
+        eventually("the gateway refuses it", || {
+            let node = node.clone();
+            async move { node.is_banned(&rogue_key) }
+        })
+        .await;
+
+        // Control-frame floods: each one a strike; the third within the
+        // window bans it (for the abuse duration).
+        let flooder = SecretKey::new(&mut rand::rng());
+        let flooder_key = secp256k1::PublicKey::from_secret_key(&flooder);
+        let flood: Vec<Vec<u8>> = (0..3000)
+            .map(|_| control_frame(Msg::Ping(pb::Ping::default())))
+            .collect();
+        let mut client = pool.client.clone();
+        for strike in 1..=skywire_pool::ABUSE_STRIKES {
+            let mut raw = RawClient::hello_as(addr, &key, flooder).await;
+            raw.send_raw_frames(&flood).await;
+            assert_eq!(raw.expect_go_away().await, Reason::RateLimited);
+            if strike < skywire_pool::ABUSE_STRIKES {
+                // Give the pool time to judge, then check it did not ban.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                let row = peer_row(&mut client, &address_of(&flooder_key)).await;
+                assert!(
+                    row.is_none_or(|p| p.banned_until_ms == 0),
+                    "{mode:?}: banned after {strike} strikes"
+                );
+            }
+        }
+        let row = row_when(&pool.client, &address_of(&flooder_key), "banned", |p| {
+            p.banned_until_ms > 0
+        })
+        .await;
+        let abuse_ms = skywire_pool::BanReason::Abuse.duration().as_millis() as i64;
+        assert!(
+            row.banned_until_ms - now_ms() <= abuse_ms,
+            "{mode:?}: {row:?}"
+        );
+
+        // A peer that leaves politely is not judged.
+        let mut polite = RawClient::hello(addr, &key).await;
+        let polite_key = polite.public_key();
+        polite
+            .send_control(Msg::GoAway(pb::GoAway {
+                reason: Reason::Normal.into(),
+                ..Default::default()
+            }))
+            .await;
+        let eof = async { while polite.recv_frame().await.is_some() {} };
+        tokio::time::timeout(std::time::Duration::from_secs(5), eof)
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let row = peer_row(&mut client, &address_of(&polite_key)).await;
+        assert!(row.is_none_or(|p| p.banned_until_ms == 0), "{mode:?}");
+
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+    }
+}
+
+fn address_of(key: &secp256k1::PublicKey) -> String {
+    skywire_identity::Address::of_node_id(&key.serialize())
+        .unwrap()
+        .to_string()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 #[tokio::test]
