@@ -46,4 +46,17 @@ if ! up 4222; then
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_up NATS 4222
 fi
+# CI only (`.ci/run` sets SKYWIRE_CI=1; its database is thrown away): no
+# fsync. The tests create and drop hundreds of databases; with fsync on, a
+# checkpoint syncing their files ran for minutes on this 2-core VM, and every
+# CREATE/DROP DATABASE (which waits for a checkpoint) and commit stalled
+# behind it.
+if [ "${SKYWIRE_CI:-}" = 1 ]; then
+  psql -q -h 127.0.0.1 -U postgres -d postgres \
+    -c "ALTER SYSTEM SET fsync = off" \
+    -c "ALTER SYSTEM SET synchronous_commit = off" \
+    -c "ALTER SYSTEM SET full_page_writes = off" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  echo "services: PostgreSQL set up for throwaway CI data (no fsync)"
+fi
 echo "services: PostgreSQL, Redis and NATS are up"

@@ -1,7 +1,9 @@
 //! Test support (feature `testing`): a raw SWP/1 client that completes the
 //! handshake itself and then writes whatever frames a test wants, valid or
 //! not, to check how a node treats misbehaving peers. Its methods panic on
-//! anything unexpected, as tests should.
+//! anything unexpected, as tests should. Also the set-up every crate's tests
+//! share: [`init_logging`], a test [`connection_config`] and
+//! [`loopback_node`].
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -13,8 +15,46 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::frame::{Frame, put_header};
+use crate::limits::Limits;
 use crate::noise::{self, Decryptor, Encryptor, InitiatorHandshake, LENGTH_HEADER_LEN, TAG_LEN};
 use crate::pb::{self, Reason, control::Msg};
+use crate::session::LocalHello;
+use crate::{ConnectionConfig, NodeConfig};
+
+/// `TEST_LOG=1` turns logging on (a debug-level subscriber writing to the
+/// test's output); otherwise tests are quiet. Safe to call more than once.
+pub fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A connection config for tests: the node key `secret_key`, user agent
+/// `test`, default limits.
+pub fn connection_config(secret_key: SecretKey) -> ConnectionConfig {
+    ConnectionConfig {
+        secret_key,
+        hello: LocalHello {
+            user_agent: "test".into(),
+            ..LocalHello::default()
+        },
+        limits: Limits::default(),
+    }
+}
+
+/// A node config for tests: `connection`, listening on 127.0.0.1:0 (the
+/// system picks the port; read it back from the node), with at most
+/// `max_connections` peers.
+pub fn loopback_node(connection: ConnectionConfig, max_connections: usize) -> NodeConfig {
+    NodeConfig {
+        connection,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        max_connections,
+    }
+}
 
 /// A client that completes the handshake itself and then writes frames by
 /// hand.

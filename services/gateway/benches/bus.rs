@@ -56,14 +56,17 @@ use prost::Message as _;
 use secp256k1::{PublicKey, SecretKey};
 use skywire_bus::{Bus, subjects};
 use skywire_gateway::limits::IpLimitConfig;
+// `unique`: fresh ids, so runs sharing one NATS server (tests, other
+// benches) never hear each other's channels.
+use skywire_gateway::testing::{
+    DEFAULT_NATS_URL, DEFAULT_REDIS_URL, connection_config, env_or, loopback_node, unique,
+};
 use skywire_gateway::{Gateway, GatewayConfig, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_proto::bus::v1 as pb;
 use skywire_service::{LinkKey, Links, ServiceHost};
-use skywire_wire::limits::Limits;
-use skywire_wire::session::LocalHello;
-use skywire_wire::{Channel, Connection, ConnectionConfig, NodeConfig, driver};
+use skywire_wire::{Channel, Connection, ConnectionConfig, driver};
 
 const CHILD_ENV: &str = "SKYWIRE_BENCH_CHILD";
 
@@ -95,28 +98,18 @@ fn secs() -> Duration {
 }
 
 fn nats_url() -> String {
-    std::env::var("SKYWIRE_BENCH_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    env_or("SKYWIRE_BENCH_NATS_URL", DEFAULT_NATS_URL)
 }
 
 fn redis_url() -> String {
-    std::env::var("SKYWIRE_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    env_or("SKYWIRE_BENCH_REDIS_URL", DEFAULT_REDIS_URL)
 }
 
-/// A fresh id, so runs sharing one NATS server (tests, other benches) never
-/// hear each other's channels.
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
-
+/// A fresh identity's connection config, with the bench's user agent.
 fn config() -> ConnectionConfig {
-    ConnectionConfig {
-        secret_key: SecretKey::new(&mut rand::rng()),
-        hello: LocalHello {
-            user_agent: "skywire-bench".into(),
-            ..LocalHello::default()
-        },
-        limits: Limits::default(),
-    }
+    let mut config = connection_config(SecretKey::new(&mut rand::rng()));
+    config.hello.user_agent = "skywire-bench".into();
+    config
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,11 +201,7 @@ async fn child_server(kind: BusKind, role: Role, service: String) {
     let gateway = Gateway::bind(
         GatewayConfig {
             id: unique("bench-gw"),
-            node: NodeConfig {
-                connection: config(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                max_connections: 16,
-            },
+            node: loopback_node(config(), 16),
             limits: IpLimitConfig {
                 key_prefix: format!("bench:{tag}:"),
                 ..IpLimitConfig::default()

@@ -26,6 +26,8 @@
 pub mod bridge;
 pub mod commands;
 pub mod limits;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};

@@ -7,31 +7,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use secp256k1::{PublicKey, SecretKey};
 use skywire_wire::limits::Limits;
-use skywire_wire::session::LocalHello;
-use skywire_wire::{Connection, ConnectionConfig, Node, NodeConfig, NodeHandle, Service, driver};
+use skywire_wire::testing::{connection_config, loopback_node};
+use skywire_wire::{Connection, ConnectionConfig, Node, NodeHandle, Service, driver};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-pub(crate) use skywire_wire::testing::{RawClient, control_frame};
+pub(crate) use skywire_wire::testing::{RawClient, control_frame, init_logging};
 
-/// `TEST_LOG=1` turns logging on.
-pub(crate) fn init_logging() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_test_writer()
-            .try_init();
-    }
-}
-
+/// A fresh identity's connection config with `limits`.
 pub(crate) fn config(limits: Limits) -> ConnectionConfig {
     ConnectionConfig {
-        secret_key: SecretKey::new(&mut rand::rng()),
-        hello: LocalHello {
-            user_agent: "test".into(),
-            ..LocalHello::default()
-        },
         limits,
+        ..connection_config(SecretKey::new(&mut rand::rng()))
     }
 }
 
@@ -48,11 +35,7 @@ impl TestNode {
 
     pub(crate) async fn with(limits: Limits, services: Vec<(String, Service)>) -> Self {
         init_logging();
-        let config = NodeConfig {
-            connection: config(limits),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_connections: 5000,
-        };
+        let config = loopback_node(config(limits), 5000);
         let node = Node::bind(config, services).await.unwrap();
         let handle = node.handle();
         let task = tokio::spawn(node.run());

@@ -13,6 +13,7 @@ use helpers::{RawClient, TestNode, config, read_to_eof};
 use skywire_wire::limits::Limits;
 use skywire_wire::pb::{self, Reason, control::Msg};
 use skywire_wire::session::ChannelError;
+use skywire_wire::testing::loopback_node;
 use skywire_wire::{Channel, Service, driver};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -528,16 +529,9 @@ async fn banned_peers_get_go_away_and_are_refused_until_unbanned() {
 #[tokio::test]
 async fn peers_beyond_the_limit_get_too_many_peers() {
     helpers::init_logging();
-    let node = skywire_wire::Node::bind(
-        skywire_wire::NodeConfig {
-            connection: config(Limits::default()),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_connections: 2,
-        },
-        [],
-    )
-    .await
-    .unwrap();
+    let node = skywire_wire::Node::bind(loopback_node(config(Limits::default()), 2), [])
+        .await
+        .unwrap();
     let handle = node.handle();
     tokio::spawn(node.run());
     let (addr, key) = (handle.local_addr(), handle.public_key());
@@ -713,11 +707,7 @@ impl skywire_wire::Hooks for GateHooks {
 async fn node_with_hooks(hooks: Arc<GateHooks>) -> skywire_wire::NodeHandle {
     helpers::init_logging();
     let node = skywire_wire::Node::bind_with_hooks(
-        skywire_wire::NodeConfig {
-            connection: config(Limits::default()),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_connections: 100,
-        },
+        loopback_node(config(Limits::default()), 100),
         [],
         hooks,
     )

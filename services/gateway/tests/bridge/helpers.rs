@@ -6,48 +6,15 @@ use std::time::Duration;
 use secp256k1::SecretKey;
 use skywire_bus::Bus;
 use skywire_gateway::limits::IpLimitConfig;
+pub(crate) use skywire_gateway::testing::{MODES, Mode};
+use skywire_gateway::testing::{
+    connection_config, init_logging, loopback_node, test_nats_url, test_redis_url, unique,
+};
 use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_service::ServiceHost;
-use skywire_wire::limits::Limits;
-use skywire_wire::session::LocalHello;
-use skywire_wire::{ConnectError, Connection, ConnectionConfig, NodeConfig, driver};
-
-/// `TEST_LOG=1` turns logging on.
-pub(crate) fn init_logging() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_test_writer()
-            .try_init();
-    }
-}
-
-/// Which transports a test runs on.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Mode {
-    /// In-process bus, in-memory presence (embedded mode).
-    Embedded,
-    /// Real NATS and Redis (cluster mode).
-    Cluster,
-}
-
-pub(crate) const MODES: [Mode; 2] = [Mode::Embedded, Mode::Cluster];
-
-fn nats_url() -> String {
-    std::env::var("SKYWIRE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-}
-
-fn redis_url() -> String {
-    std::env::var("SKYWIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A unique id for gateways and instances, so parallel tests sharing one
-/// NATS server never hear each other.
-pub(crate) fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
+use skywire_wire::{ConnectError, Connection, ConnectionConfig, driver};
 
 /// One cluster's shared infrastructure: a bus and a presence map. In
 /// cluster mode every test gets its own service names, so tests sharing a
@@ -75,7 +42,7 @@ impl Infra {
             Mode::Cluster => Self {
                 mode,
                 bus: self::bus(mode).await,
-                presence: Presence::new(Kv::connect_redis(&redis_url()).await.unwrap())
+                presence: Presence::new(Kv::connect_redis(&test_redis_url()).await.unwrap())
                     .with_prefix(format!("test:{tag}:presence:")),
                 tag,
             },
@@ -117,11 +84,7 @@ impl Infra {
     pub(crate) async fn gateway_with_limits(&self, limits: IpLimitConfig) -> TestGateway {
         let config = GatewayConfig {
             id: unique("gw"),
-            node: NodeConfig {
-                connection: config(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                max_connections: 1000,
-            },
+            node: loopback_node(config(), 1000),
             // Per-IP limits under keys of this test's own, so tests sharing
             // one Redis (all from 127.0.0.1) do not count each other.
             limits: IpLimitConfig {
@@ -131,7 +94,7 @@ impl Infra {
         };
         let kv = match self.mode {
             Mode::Embedded => Kv::memory(),
-            Mode::Cluster => Kv::connect_redis(&redis_url()).await.unwrap(),
+            Mode::Cluster => Kv::connect_redis(&test_redis_url()).await.unwrap(),
         };
         let bus = self.another_bus().await;
         let metrics = Metrics::new();
@@ -161,21 +124,15 @@ impl Infra {
 async fn bus(mode: Mode) -> Bus {
     match mode {
         Mode::Embedded => Bus::local(),
-        Mode::Cluster => Bus::connect_nats(&nats_url(), "skywire-test")
+        Mode::Cluster => Bus::connect_nats(&test_nats_url(), "skywire-test")
             .await
             .unwrap(),
     }
 }
 
+/// A fresh identity's connection config.
 pub(crate) fn config() -> ConnectionConfig {
-    ConnectionConfig {
-        secret_key: SecretKey::new(&mut rand::rng()),
-        hello: LocalHello {
-            user_agent: "test".into(),
-            ..LocalHello::default()
-        },
-        limits: Limits::default(),
-    }
+    connection_config(SecretKey::new(&mut rand::rng()))
 }
 
 pub(crate) struct TestGateway {
@@ -224,6 +181,35 @@ impl TestGateway {
         self.handle.shutdown();
         self.task.await.unwrap();
     }
+}
+
+/// A test's set-up in `mode`: the infrastructure, a gateway and a service
+/// host.
+pub(crate) async fn start(mode: Mode) -> (Infra, TestGateway, ServiceHost) {
+    let infra = Infra::new(mode).await;
+    let gateway = infra.gateway().await;
+    let host = infra.host().await;
+    (infra, gateway, host)
+}
+
+/// Like [`start`], with the host serving a service of this test's own named
+/// after `base` ([`serve_reverse`]), once the gateway advertises it; also
+/// returns the service's name.
+pub(crate) async fn start_reverse(
+    mode: Mode,
+    base: &str,
+) -> (Infra, TestGateway, ServiceHost, String) {
+    let (infra, gateway, host) = start(mode).await;
+    let service = infra.service(base);
+    serve_reverse(&host, &service).await;
+    gateway.wait_service(&service, true).await;
+    (infra, gateway, host, service)
+}
+
+/// A test's tear-down: stops the gateway, then the service host.
+pub(crate) async fn stop(gateway: TestGateway, host: ServiceHost) {
+    gateway.stop().await;
+    host.shutdown().await;
 }
 
 /// Serves `service` on `host`: each channel answers every message with the

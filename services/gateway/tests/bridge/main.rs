@@ -9,7 +9,7 @@ mod metrics;
 use std::time::Duration;
 
 use bytes::Bytes;
-use helpers::{Infra, MODES, serve_reverse};
+use helpers::{Infra, MODES, serve_reverse, start, start_reverse, stop};
 use skywire_wire::Reason;
 use skywire_wire::driver::OpenChannelError;
 
@@ -22,12 +22,7 @@ fn reversed(data: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn peer_reaches_a_service_behind_the_bus() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
-        let host = infra.host().await;
-        let service = infra.service("reverse");
-        serve_reverse(&host, &service).await;
-        gateway.wait_service(&service, true).await;
+        let (_infra, gateway, host, service) = start_reverse(mode, "reverse").await;
 
         let client = gateway.client().await;
         let advertised: Vec<String> = client
@@ -57,20 +52,14 @@ async fn peer_reaches_a_service_behind_the_bus() {
             None,
             "{mode:?}: service finished too"
         );
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 
 #[tokio::test]
 async fn many_channels_at_once_keep_their_messages_apart() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
-        let host = infra.host().await;
-        let service = infra.service("reverse");
-        serve_reverse(&host, &service).await;
-        gateway.wait_service(&service, true).await;
+        let (_infra, gateway, host, service) = start_reverse(mode, "reverse").await;
         let client = gateway.client().await;
         let mut tasks = Vec::new();
         for c in 0..20u8 {
@@ -87,8 +76,7 @@ async fn many_channels_at_once_keep_their_messages_apart() {
         for task in tasks {
             task.await.unwrap();
         }
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 
@@ -139,9 +127,7 @@ async fn unknown_and_departed_services_are_rejected_with_the_right_reason() {
 #[tokio::test]
 async fn a_service_that_never_answers_opens_gets_a_timeout_not_a_hang() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
-        let host = infra.host().await;
+        let (infra, gateway, host) = start(mode).await;
         let service = infra.service("mute");
         // Announce the service, but swallow every open request unanswered.
         let mut opens = infra
@@ -176,17 +162,14 @@ async fn a_service_that_never_answers_opens_gets_a_timeout_not_a_hang() {
             "{mode:?}: the mute subscriber never got an open"
         );
         swallow.abort();
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 
 #[tokio::test]
 async fn a_service_reaches_a_connected_peer_through_the_presence_map() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
-        let host = infra.host().await;
+        let (infra, gateway, host) = start(mode).await;
         let (client, node_id) = gateway.client_with_id().await;
         infra.wait_present(&node_id).await;
 
@@ -219,17 +202,14 @@ async fn a_service_reaches_a_connected_peer_through_the_presence_map() {
             host.open(&stranger, &service, 0).await,
             Err(skywire_service::HostError::NotConnected(_))
         ));
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 
 #[tokio::test]
 async fn a_slow_service_slows_the_peer_without_unbounded_buffering() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
-        let host = infra.host().await;
+        let (infra, gateway, host) = start(mode).await;
         let service = infra.service("sink");
         let mut incoming = host.serve(&service).await.unwrap();
         gateway.wait_service(&service, true).await;
@@ -251,20 +231,14 @@ async fn a_slow_service_slows_the_peer_without_unbounded_buffering() {
         }
         assert!(sent < limit, "{mode:?}: the peer was never slowed down");
         drop(held);
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 
 #[tokio::test]
 async fn a_dead_instance_resets_its_channels_with_service_unavailable() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
-        let host = infra.host().await;
-        let service = infra.service("reverse");
-        serve_reverse(&host, &service).await;
-        gateway.wait_service(&service, true).await;
+        let (_infra, gateway, host, service) = start_reverse(mode, "reverse").await;
         let client = gateway.client().await;
         let mut channel = client.open(&service, 0).await.unwrap();
         channel.send(Bytes::from_static(b"ab")).await.unwrap();

@@ -14,7 +14,7 @@ use skywire_wire::testing::RawClient;
 use skywire_wire::{ConnectError, Reason};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::{Infra, MODES, Mode, serve_reverse};
+use crate::helpers::{Infra, MODES, Mode, start, start_reverse, stop};
 
 const CONNECTIONS: &str = "skywire_gateway_connections";
 const CHANNELS: &str = "skywire_gateway_channels";
@@ -60,13 +60,8 @@ async fn expect(metrics: &Metrics, series: &str, value: i64) {
 #[tokio::test]
 async fn connections_channels_and_bridged_traffic_are_counted() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
+        let (_infra, gateway, host, service) = start_reverse(mode, "reverse").await;
         let metrics = &gateway.metrics;
-        let host = infra.host().await;
-        let service = infra.service("reverse");
-        serve_reverse(&host, &service).await;
-        gateway.wait_service(&service, true).await;
         expect(metrics, CONNECTIONS, 0).await;
 
         let client = gateway.client().await;
@@ -98,18 +93,15 @@ async fn connections_channels_and_bridged_traffic_are_counted() {
             !text.contains("skywire_gateway_goaways_total{"),
             "{mode:?}:\n{text}"
         );
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 
 #[tokio::test]
 async fn queue_depths_show_a_slow_service_and_a_slow_peer() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
+        let (infra, gateway, host) = start(mode).await;
         let metrics = &gateway.metrics;
-        let host = infra.host().await;
         let service = infra.service("sink");
         let mut incoming = host.serve(&service).await.unwrap();
         gateway.wait_service(&service, true).await;
@@ -150,18 +142,15 @@ async fn queue_depths_show_a_slow_service_and_a_slow_peer() {
         let bytes = |messages: usize| i64::try_from(messages * piece.len()).unwrap();
         expect(metrics, &traffic("bytes", &service, "in"), bytes(3)).await;
         expect(metrics, &traffic("bytes", &service, "out"), bytes(SENT)).await;
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 
 #[tokio::test]
 async fn service_names_outside_the_registry_mint_no_series() {
     for mode in MODES {
-        let infra = Infra::new(mode).await;
-        let gateway = infra.gateway().await;
+        let (infra, gateway, host) = start(mode).await;
         let metrics = &gateway.metrics;
-        let host = infra.host().await;
         let (client, node_id) = gateway.client_with_id().await;
 
         // A peer naming a service nobody serves is turned away uncounted.
@@ -202,8 +191,7 @@ async fn service_names_outside_the_registry_mint_no_series() {
             !text.contains("nosuch") && !text.contains("unheard"),
             "{mode:?}: a name became a label:\n{text}"
         );
-        gateway.stop().await;
-        host.shutdown().await;
+        stop(gateway, host).await;
     }
 }
 

@@ -1,6 +1,6 @@
 //! Gateway replicas on 127.0.0.1:0 sharing one node key and one store, SWP/1
 //! clients that dial them, and a TCP proxy to Redis that can be cut.
-//! (Parts copied from `tests/bridge/helpers.rs`.)
+//! (The set-up all tests share is in `skywire_gateway::testing`.)
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,44 +8,13 @@ use std::time::Duration;
 use secp256k1::SecretKey;
 use skywire_bus::Bus;
 use skywire_gateway::limits::IpLimitConfig;
+use skywire_gateway::testing::{connection_config, init_logging, loopback_node, unique};
 use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
-use skywire_wire::limits::Limits;
-use skywire_wire::session::LocalHello;
-use skywire_wire::{ConnectError, Connection, ConnectionConfig, NodeConfig, Reason, driver};
+use skywire_wire::{ConnectError, Connection, Reason, driver};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-
-/// `TEST_LOG=1` turns logging on.
-pub(crate) fn init_logging() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_test_writer()
-            .try_init();
-    }
-}
-
-pub(crate) fn redis_url() -> String {
-    std::env::var("SKYWIRE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A unique id, so tests sharing one Redis never count each other.
-pub(crate) fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
-
-pub(crate) fn config(secret_key: SecretKey) -> ConnectionConfig {
-    ConnectionConfig {
-        secret_key,
-        hello: LocalHello {
-            user_agent: "test".into(),
-            ..LocalHello::default()
-        },
-        limits: Limits::default(),
-    }
-}
 
 /// Per-IP limits under a key prefix of this test's own.
 pub(crate) fn limits(max_connections: u32, new_per_minute: u64) -> IpLimitConfig {
@@ -67,11 +36,7 @@ pub(crate) async fn replicas(n: usize, kv: &Kv, limits: &IpLimitConfig) -> Vec<T
     for _ in 0..n {
         let config = GatewayConfig {
             id: unique("gw"),
-            node: NodeConfig {
-                connection: config(key),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                max_connections: 100,
-            },
+            node: loopback_node(connection_config(key), 100),
             limits: limits.clone(),
         };
         let presence =
@@ -95,7 +60,7 @@ impl TestGateway {
     /// A fresh client dialing this gateway from 127.0.0.1.
     pub(crate) async fn dial(&self) -> Result<Connection, ConnectError> {
         let node = self.handle.node().unwrap();
-        let client = config(SecretKey::new(&mut rand::rng()));
+        let client = connection_config(SecretKey::new(&mut rand::rng()));
         driver::dial(node.local_addr(), &node.public_key(), &client).await
     }
 

@@ -11,12 +11,13 @@ mod helpers;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use helpers::{Proxy, TestGateway, hang_up, limits, redis_url, replicas};
+use helpers::{Proxy, TestGateway, hang_up, limits, replicas};
+use skywire_gateway::testing::test_redis_url;
 use skywire_kv::Kv;
 use skywire_wire::Reason;
 
 async fn redis() -> Kv {
-    Kv::connect_redis(&redis_url())
+    Kv::connect_redis(&test_redis_url())
         .await
         .expect("Redis (start it with scripts/services.sh)")
 }
@@ -114,7 +115,7 @@ async fn a_slot_held_by_one_replica_is_freed_when_that_replica_shuts_down() {
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_open() {
-    let url = redis_url();
+    let url = test_redis_url();
     let host = url
         .trim_start_matches("redis://")
         .split('/')

@@ -16,13 +16,12 @@ use secp256k1::SecretKey;
 use skywire_bus::Bus;
 use skywire_db::Db;
 use skywire_gateway::limits::IpLimitConfig;
+use skywire_gateway::testing::{connection_config, loopback_node, test_nats_url, unique};
 use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_service::{ServiceChannel, ServiceHost};
-use skywire_wire::limits::Limits;
-use skywire_wire::session::LocalHello;
-use skywire_wire::{ConnectionConfig, NodeConfig, driver};
+use skywire_wire::{ConnectionConfig, driver};
 use tracing::Instrument as _;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -257,27 +256,14 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
 
 /// A new connection to the test NATS server.
 async fn nats() -> Bus {
-    let url =
-        std::env::var("SKYWIRE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    Bus::connect_nats(&url, "skywire-test")
+    Bus::connect_nats(&test_nats_url(), "skywire-test")
         .await
         .expect("NATS for tests (scripts/services.sh)")
 }
 
-/// An id no other test sharing the NATS server uses.
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
-
+/// A fresh identity's connection config.
 fn client_config() -> ConnectionConfig {
-    ConnectionConfig {
-        secret_key: SecretKey::new(&mut rand::rng()),
-        hello: LocalHello {
-            user_agent: "test".into(),
-            ..LocalHello::default()
-        },
-        limits: Limits::default(),
-    }
+    connection_config(SecretKey::new(&mut rand::rng()))
 }
 
 async fn start_gateway(
@@ -287,11 +273,7 @@ async fn start_gateway(
 ) -> (GatewayHandle, tokio::task::JoinHandle<()>) {
     let config = GatewayConfig {
         id: unique("gw"),
-        node: NodeConfig {
-            connection: client_config(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            max_connections: 16,
-        },
+        node: loopback_node(client_config(), 16),
         limits: IpLimitConfig::default(),
     };
     let gateway = Gateway::bind(config, bus, presence, kv, &Metrics::new())

@@ -12,6 +12,10 @@ use secp256k1::{PublicKey, SecretKey};
 use skywire_bus::Bus;
 use skywire_db::Db;
 use skywire_gateway::limits::IpLimitConfig;
+pub(crate) use skywire_gateway::testing::{MODES, Mode};
+use skywire_gateway::testing::{
+    connection_config, init_logging, loopback_node, test_nats_url, test_redis_url, unique,
+};
 use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
@@ -19,48 +23,9 @@ use skywire_pool::store::PeerStore;
 use skywire_pool::{Pool, PoolConfig};
 use skywire_proto::pool::v1::pool_client::PoolClient;
 use skywire_service::ServiceHost;
-use skywire_wire::limits::Limits;
-use skywire_wire::session::LocalHello;
-use skywire_wire::{Channel, ConnectionConfig, Node, NodeConfig, NodeHandle, Service};
+use skywire_wire::{Channel, Node, NodeConfig, NodeHandle, Service};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel as GrpcChannel;
-
-/// `TEST_LOG=1` turns logging on.
-pub(crate) fn init_logging() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_test_writer()
-            .try_init();
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Embedded,
-    Cluster,
-}
-
-pub(crate) const MODES: [Mode; 2] = [Mode::Embedded, Mode::Cluster];
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.into())
-}
-
-pub(crate) fn unique(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
-
-fn connection_config(secret_key: SecretKey) -> ConnectionConfig {
-    ConnectionConfig {
-        secret_key,
-        hello: LocalHello {
-            user_agent: "test".into(),
-            ..LocalHello::default()
-        },
-        limits: Limits::default(),
-    }
-}
 
 /// The cluster's shared pieces that outlive a pool restart.
 pub(crate) struct Infra {
@@ -87,11 +52,8 @@ impl Infra {
                 }
             }
             Mode::Cluster => {
-                let url = env_or("SKYWIRE_TEST_NATS_URL", "nats://127.0.0.1:4222");
-                let kv =
-                    Kv::connect_redis(&env_or("SKYWIRE_TEST_REDIS_URL", "redis://127.0.0.1:6379"))
-                        .await
-                        .unwrap();
+                let url = test_nats_url();
+                let kv = Kv::connect_redis(&test_redis_url()).await.unwrap();
                 let (_, database_url) = skywire_db::testing::fresh_postgres().await.unwrap();
                 Self {
                     // A namespace of its own: other tests share the server,
@@ -122,11 +84,7 @@ impl Infra {
     ) -> (GatewayHandle, tokio::task::JoinHandle<()>) {
         let config = GatewayConfig {
             id: unique("gw"),
-            node: NodeConfig {
-                connection: connection_config(secret_key),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                max_connections: 100,
-            },
+            node: loopback_node(connection_config(secret_key), 100),
             // Every test connects from 127.0.0.1; per-IP limits have their
             // own tests in the gateway crate.
             limits: IpLimitConfig {
