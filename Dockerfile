@@ -22,12 +22,13 @@ WORKDIR /src
 COPY . .
 # The registry and target/ live in BuildKit cache mounts, so a rebuild after
 # an edit recompiles only what changed. target/ is not part of the image:
-# copy the binary out in the same step.
+# copy the binaries out in the same step.
 RUN --mount=type=cache,id=skywire-cargo-registry,target=/usr/local/cargo/registry \
     --mount=type=cache,id=skywire-cargo-git,target=/usr/local/cargo/git \
     --mount=type=cache,id=skywire-target,target=/src/target \
     cargo build --release --locked -p skywire \
- && install -D -m 0755 target/release/skywire /out/skywire
+ && install -D -m 0755 -t /out target/release/skywire target/release/skywire-gateway \
+      target/release/skywire-pool
 
 # ---- runtime -----------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
@@ -43,7 +44,7 @@ RUN groupadd --system --gid 10001 skywire \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/skywire \
       --no-create-home --shell /usr/sbin/nologin skywire \
  && install -d -o 10001 -g 10001 -m 0700 /var/lib/skywire /var/lib/skywire/key
-COPY --from=builder /out/skywire /usr/local/bin/skywire
+COPY --from=builder /out/ /usr/local/bin/
 
 ENV SKYWIRE_DATA_DIR=/var/lib/skywire \
     SKYWIRE_LISTEN=0.0.0.0:7337 \

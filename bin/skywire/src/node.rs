@@ -52,7 +52,7 @@ impl NodeArgs {
 
 /// The services `skywire serve` can run.
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub(crate) enum ServiceKind {
+pub enum ServiceKind {
     /// The SWP/1 front: terminates peers' connections, bridges channels to
     /// services over NATS.
     Gateway,
@@ -64,7 +64,15 @@ pub(crate) enum ServiceKind {
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Which service to run.
-    service: ServiceKind,
+    pub(crate) service: ServiceKind,
+    #[command(flatten)]
+    pub(crate) settings: ServiceArgs,
+}
+
+/// The settings of one service of a cluster: the flags of `skywire serve
+/// <service>` and of the service's own binary (`skywire-gateway`, …).
+#[derive(Debug, Args)]
+pub(crate) struct ServiceArgs {
     #[command(flatten)]
     common: CommonArgs,
     #[command(flatten)]
@@ -73,20 +81,30 @@ pub(crate) struct ServeArgs {
     cluster: ClusterArgs,
 }
 
-impl ServeArgs {
+impl ServiceKind {
     /// The service's name, e.g. `gateway`.
-    pub(crate) fn service_name(&self) -> &'static str {
-        match self.service {
-            ServiceKind::Gateway => "gateway",
-            ServiceKind::Pool => "pool",
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Pool => "pool",
         }
     }
 
-    /// The service to run and its settings: defaults, config file,
-    /// environment, these flags.
-    fn config(self) -> anyhow::Result<(ServiceKind, Config)> {
-        let config = Config::load(self.common, self.swp, Some(self.cluster))?;
-        Ok((self.service, config))
+    /// The service's own binary (and its telemetry service name), e.g.
+    /// `skywire-gateway`.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Self::Gateway => "skywire-gateway",
+            Self::Pool => "skywire-pool",
+        }
+    }
+}
+
+impl ServiceArgs {
+    /// The service's settings: defaults, config file, environment, these
+    /// flags.
+    fn config(self) -> anyhow::Result<Config> {
+        Config::load(self.common, self.swp, Some(self.cluster))
     }
 }
 
@@ -194,9 +212,9 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     run_until_stopped(running, Some(gateway), Some(pool)).await
 }
 
-pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let kind = args.service_name();
-    let (service, config) = args.config()?;
+pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Result<()> {
+    let kind = service.name();
+    let config = args.config()?;
     let running = Running::new();
     stop_on_signals(&running.stop)?;
     let id = config.replica.clone().unwrap_or_else(default_replica_id);

@@ -155,6 +155,43 @@ fn bad_arguments_fail_clearly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("node id"));
 }
 
+#[test]
+fn each_service_has_its_own_binary_with_the_serve_flags() {
+    for (binary, service) in [(common::GATEWAY_BIN, "gateway"), (common::POOL_BIN, "pool")] {
+        let help = std::process::Command::new(binary)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(help.status.success(), "{binary}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            text.contains(&format!("Usage: skywire-{service} [OPTIONS]")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("skywire serve {service}")), "{text}");
+        for flag in [
+            "--data-dir",
+            "--listen",
+            "--admin",
+            "--nats-url",
+            "--cluster",
+        ] {
+            assert!(text.contains(flag), "{binary} has no {flag}:\n{text}");
+        }
+        // Bad settings fail as `skywire serve` does, before touching NATS.
+        let bad = std::process::Command::new(binary)
+            .args(["--listen", "nowhere"])
+            .output()
+            .unwrap();
+        assert!(!bad.status.success(), "{binary}");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("--listen"),
+            "{}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+    }
+}
+
 /// An address no interface of this machine has (TEST-NET-1): binding it
 /// fails, so a node starts only if a higher layer replaced it.
 const UNBINDABLE: &str = "192.0.2.1:9";

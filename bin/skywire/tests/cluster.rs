@@ -1,8 +1,10 @@
 //! Cluster mode with every service its own process, on real NATS, Redis and
-//! PostgreSQL: two gateway replicas sharing one node key, the pool, and an
-//! outside peer (an embedded `skywire node`). The pool reaches the peer
-//! through the presence map; killing the replica that holds the peer makes
-//! it reconnect to the other, and no acknowledged message is lost.
+//! PostgreSQL: two gateway replicas sharing one node key (one started as
+//! `skywire serve gateway`, one as `skywire-gateway`), the pool (as
+//! `skywire-pool`), and an outside peer (an embedded `skywire node`). The
+//! pool reaches the peer through the presence map; killing the replica that
+//! holds the peer makes it reconnect to the other, and no acknowledged
+//! message is lost.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -17,11 +19,23 @@ use skywire_proto::pool::v1::{self as api, pool_client::PoolClient};
 const SERVICE: &str = "inbox/1";
 const MESSAGES: u32 = 40;
 
-fn gateway(key_file: &str, data_dir: &str, replica: &str, cluster: &str) -> (Process, String) {
-    let process = Process::start(
+/// A gateway replica: `skywire serve gateway`, or the gateway's own binary
+/// when `own_binary` (the same service either way).
+fn gateway(
+    key_file: &str,
+    data_dir: &str,
+    replica: &str,
+    cluster: &str,
+    own_binary: bool,
+) -> (Process, String) {
+    let (binary, serve): (_, &[&str]) = if own_binary {
+        (common::GATEWAY_BIN, &[])
+    } else {
+        (common::BIN, &["serve", "gateway"])
+    };
+    let args = [
+        serve,
         &[
-            "serve",
-            "gateway",
             "--key-file",
             key_file,
             "--data-dir",
@@ -35,8 +49,9 @@ fn gateway(key_file: &str, data_dir: &str, replica: &str, cluster: &str) -> (Pro
             "--admin",
             "127.0.0.1:0",
         ],
-        &[("SKYWIRE_CLUSTER", cluster)],
-    );
+    ]
+    .concat();
+    let process = Process::start_bin(binary, &args, &[("SKYWIRE_CLUSTER", cluster)]);
     let dial = process.word_after("dial it as ");
     (process, dial)
 }
@@ -88,15 +103,15 @@ async fn a_peer_survives_the_loss_of_its_gateway_replica_without_losing_acknowle
     let replicas = [format!("gw-a-{tag}"), format!("gw-b-{tag}")];
     // Its own cluster name: other tests share the NATS server and Redis.
     let cluster = format!("test-{tag}");
-    let (gateway_a, dial_a) = gateway(&path("gw.key"), &path("a"), &replicas[0], &cluster);
-    let (gateway_b, dial_b) = gateway(&path("gw.key"), &path("b"), &replicas[1], &cluster);
+    let (gateway_a, dial_a) = gateway(&path("gw.key"), &path("a"), &replicas[0], &cluster, false);
+    let (gateway_b, dial_b) = gateway(&path("gw.key"), &path("b"), &replicas[1], &cluster, true);
     let mut gateways = [Some(gateway_a), Some(gateway_b)];
 
     let (_, database_url) = skywire_db::testing::fresh_postgres().await.unwrap();
-    let pool = Process::start(
+    // The pool's own binary: `skywire serve pool` under its own name.
+    let pool = Process::start_bin(
+        common::POOL_BIN,
         &[
-            "serve",
-            "pool",
             "--data-dir",
             &path("pool"),
             "--replica",

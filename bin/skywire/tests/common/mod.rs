@@ -10,6 +10,12 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_skywire");
 
+/// The gateway's own binary (`skywire serve gateway` under its own name).
+pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_skywire-gateway");
+
+/// The pool's own binary (`skywire serve pool` under its own name).
+pub const POOL_BIN: &str = env!("CARGO_BIN_EXE_skywire-pool");
+
 /// A running `skywire` child.
 pub struct Process {
     child: Child,
@@ -19,7 +25,12 @@ pub struct Process {
 impl Process {
     /// Starts `skywire ARGS` with `env` set, logging at info without color.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(BIN);
+        Self::start_bin(BIN, args, env)
+    }
+
+    /// Starts `binary ARGS` (one of ours) like [`Process::start`].
+    pub fn start_bin(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary);
         command
             .args(args)
             .env("RUST_LOG", "info")
