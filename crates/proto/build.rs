@@ -8,6 +8,7 @@ const SCHEMAS: &[&str] = &[
     "skywire/wire/v1/control.proto",
     "skywire/bus/v1/bus.proto",
     "skywire/pool/v1/pool.proto",
+    "skywire/dht/v1/record.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -30,3 +30,12 @@ pub mod pool {
         include!(concat!(env!("OUT_DIR"), "/skywire.pool.v1.rs"));
     }
 }
+
+/// The `skywire.dht.*` packages: discovery (signed node records).
+pub mod dht {
+    /// `skywire.dht.v1` (`record.proto`).
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/skywire.dht.v1.rs"));
+    }
+}
