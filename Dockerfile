@@ -28,7 +28,7 @@ RUN --mount=type=cache,id=skywire-cargo-registry,target=/usr/local/cargo/registr
     --mount=type=cache,id=skywire-target,target=/src/target \
     cargo build --release --locked -p skywire \
  && install -D -m 0755 -t /out target/release/skywire target/release/skywire-gateway \
-      target/release/skywire-pool
+      target/release/skywire-pool target/release/skywire-dht
 
 # ---- runtime -----------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}

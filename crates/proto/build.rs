@@ -9,6 +9,9 @@ const SCHEMAS: &[&str] = &[
     "skywire/bus/v1/bus.proto",
     "skywire/pool/v1/pool.proto",
     "skywire/dht/v1/record.proto",
+    "skywire/dht/v1/dht.proto",
+    "skywire/dht/v1/api.proto",
+    "skywire/pex/v1/pex.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -57,13 +57,15 @@ pub(crate) const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:543
 /// Every key of [`Config`]. The environment layer reads `SKYWIRE_<KEY>` for
 /// these only, so that unrelated variables (`SKYWIRE_OTLP_ENDPOINT`,
 /// `SKYWIRE_CONFIG`) are not unknown keys.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 14] = [
     "data_dir",
     "admin",
     "http",
     "listen",
     "max_connections",
     "connect",
+    "bootstrap",
+    "advertise",
     "nats_url",
     "redis_url",
     "database_url",
@@ -75,7 +77,7 @@ const KEYS: [&str; 12] = [
 /// Keys whose environment value is parsed: a number, or a list written
 /// `[a, b]`. Every other value is taken verbatim as a string, so that
 /// `SKYWIRE_REPLICA=1` is the replica "1", not a number.
-const PARSED_FROM_ENV: [&str; 2] = ["max_connections", "connect"];
+const PARSED_FROM_ENV: [&str; 4] = ["max_connections", "connect", "bootstrap", "advertise"];
 
 /// Every setting of `skywire node` and `skywire serve`, after layering.
 #[derive(Debug, Deserialize)]
@@ -93,13 +95,21 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     /// Peers to connect to and keep connected.
     pub(crate) connect: Vec<PeerAddr>,
+    /// DHT nodes to join the network through.
+    pub(crate) bootstrap: Vec<PeerAddr>,
+    /// Endpoints to advertise in this node's record; empty: the listen
+    /// address if it is a specific one, else the local address that routes
+    /// to the first bootstrap node.
+    pub(crate) advertise: Vec<SocketAddr>,
     /// NATS server (`serve`).
     pub(crate) nats_url: String,
     /// Redis server: presence, limits shared by replicas (`serve`).
     pub(crate) redis_url: String,
-    /// PostgreSQL database: the pool's peer store (`serve pool`).
+    /// PostgreSQL database: the pool's peer store (`serve pool`), the DHT's
+    /// routing table (`serve dht`).
     pub(crate) database_url: String,
-    /// The node key shared by all gateway replicas (`serve gateway`); `None`:
+    /// The node key shared by all gateway replicas and the DHT (`serve
+    /// gateway`, `serve dht`); `None`:
     /// `data_dir/node.key`, created if missing.
     pub(crate) key_file: Option<PathBuf>,
     /// This replica's id, unique in the cluster (`serve`); `None`: host name
@@ -118,6 +128,8 @@ impl Default for Config {
             listen: DEFAULT_LISTEN,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             connect: Vec::new(),
+            bootstrap: Vec::new(),
+            advertise: Vec::new(),
             nats_url: DEFAULT_NATS_URL.to_owned(),
             redis_url: DEFAULT_REDIS_URL.to_owned(),
             database_url: DEFAULT_DATABASE_URL.to_owned(),
@@ -275,6 +287,16 @@ pub(crate) struct SwpArgs {
     /// [env: SKYWIRE_CONNECT, as "[PEER, PEER]"]
     #[arg(long, value_name = "PEER")]
     connect: Vec<PeerAddr>,
+    /// DHT nodes to join through, as PUBKEY@HOST:PORT (repeatable;
+    /// replaces the list of the file or the environment)
+    /// [env: SKYWIRE_BOOTSTRAP, as "[PEER, PEER]"]
+    #[arg(long, value_name = "PEER")]
+    bootstrap: Vec<PeerAddr>,
+    /// Endpoints to advertise in this node's DHT record, IP:PORT
+    /// (repeatable) [env: SKYWIRE_ADVERTISE, as "[IP:PORT]"]
+    /// [default: the listen address, if not a wildcard]
+    #[arg(long, value_name = "IP:PORT")]
+    advertise: Vec<SocketAddr>,
 }
 
 impl SwpArgs {
@@ -284,11 +306,19 @@ impl SwpArgs {
             listen,
             max_connections,
             connect,
+            bootstrap,
+            advertise,
         } = self;
         set(&mut config.listen, listen);
         set(&mut config.max_connections, max_connections);
         if !connect.is_empty() {
             config.connect = connect;
+        }
+        if !bootstrap.is_empty() {
+            config.bootstrap = bootstrap;
+        }
+        if !advertise.is_empty() {
+            config.advertise = advertise;
         }
     }
 }
@@ -305,17 +335,17 @@ pub(crate) struct ClusterArgs {
     /// [env: SKYWIRE_REDIS_URL] [default: redis://127.0.0.1:6379]
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
-    /// PostgreSQL database (the pool's peer store).
+    /// PostgreSQL database (the pool's peer store, the DHT's routing table).
     // The help is spelled out here: rustdoc takes `[default: …@…]` in a doc
     // comment for a broken link.
     #[arg(
         long,
         value_name = "URL",
-        help = "PostgreSQL database (the pool's peer store) \
+        help = "PostgreSQL database (the pool's peer store, the DHT's routing table) \
                 [env: SKYWIRE_DATABASE_URL] [default: postgres://postgres@127.0.0.1:5432/skywire]"
     )]
     database_url: Option<String>,
-    /// The node key shared by all gateway replicas
+    /// The node key shared by all gateway replicas and the DHT
     /// [env: SKYWIRE_KEY_FILE] [default: DATA_DIR/node.key, created if missing]
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
@@ -369,15 +399,11 @@ mod tests {
     /// A valid node id (the secp256k1 generator point).
     const PEER_KEY: &str = "0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
 
-    /// Every flag that overrides a key, as `skywire serve` takes them.
+    /// Every flag that overrides a key: `skywire serve`'s own.
     #[derive(Parser)]
     struct Flags {
         #[command(flatten)]
-        common: CommonArgs,
-        #[command(flatten)]
-        swp: SwpArgs,
-        #[command(flatten)]
-        cluster: ClusterArgs,
+        service: crate::node::ServiceArgs,
     }
 
     /// Runs `test` in a fresh working directory with no environment
@@ -395,7 +421,7 @@ mod tests {
     /// Every layer, with `flags` on the command line.
     fn load(flags: &[&str]) -> anyhow::Result<Config> {
         let flags = Flags::try_parse_from(std::iter::once("skywire").chain(flags.iter().copied()))?;
-        Config::load(flags.common, flags.swp, Some(flags.cluster))
+        flags.service.config()
     }
 
     /// The error of a `load` that must fail, with its causes.
@@ -543,6 +569,8 @@ mod tests {
                     "CONNECT",
                     &format!("[{PEER_KEY}@127.0.0.1:5, {PEER_KEY}@127.0.0.1:6]"),
                 ),
+                ("BOOTSTRAP", &format!("[{PEER_KEY}@127.0.0.1:7]")),
+                ("ADVERTISE", "[192.0.2.1:8, 192.0.2.2:9]"),
                 ("NATS_URL", "nats://n"),
                 ("REDIS_URL", "redis://r"),
                 ("DATABASE_URL", "postgres://d"),
@@ -562,6 +590,8 @@ mod tests {
                 listen,
                 max_connections,
                 connect,
+                bootstrap,
+                advertise,
                 nats_url,
                 redis_url,
                 database_url,
@@ -569,6 +599,8 @@ mod tests {
                 replica,
                 cluster,
             } = load(&[]).unwrap();
+            assert_eq!(bootstrap, [peer(7)]);
+            assert_eq!(advertise, [addr("192.0.2.1:8"), addr("192.0.2.2:9")]);
             assert_eq!(data_dir, PathBuf::from("/data"));
             assert_eq!(admin, addr("127.0.0.1:1"));
             assert_eq!(http, addr("127.0.0.1:2"));

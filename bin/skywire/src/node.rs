@@ -8,11 +8,13 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use skywire_bus::Bus;
 use skywire_db::Db;
+use skywire_dht::{Dht, DhtConfig};
 use skywire_gateway::limits::IpLimitConfig;
 use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle};
-use skywire_identity::Keypair;
+use skywire_identity::{Keypair, PublicKey};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
+use skywire_pex::Pex;
 use skywire_pool::store::PeerStore;
 use skywire_pool::{Pool, PoolConfig};
 use skywire_service::ServiceHost;
@@ -58,6 +60,9 @@ pub enum ServiceKind {
     Gateway,
     /// The connection pool: peer store, dialing, bans, the admin API.
     Pool,
+    /// The DHT: finds nodes by address and providers of services; its
+    /// routing table in PostgreSQL, its Discovery API on `--admin`.
+    Dht,
 }
 
 /// `skywire serve` flags.
@@ -87,6 +92,7 @@ impl ServiceKind {
         match self {
             Self::Gateway => "gateway",
             Self::Pool => "pool",
+            Self::Dht => "dht",
         }
     }
 
@@ -96,6 +102,7 @@ impl ServiceKind {
         match self {
             Self::Gateway => "skywire-gateway",
             Self::Pool => "skywire-pool",
+            Self::Dht => "skywire-dht",
         }
     }
 }
@@ -103,7 +110,7 @@ impl ServiceKind {
 impl ServiceArgs {
     /// The service's settings: defaults, config file, environment, these
     /// flags.
-    fn config(self) -> anyhow::Result<Config> {
+    pub(crate) fn config(self) -> anyhow::Result<Config> {
         Config::load(self.common, self.swp, Some(self.cluster))
     }
 }
@@ -142,16 +149,51 @@ impl Running {
         Ok(())
     }
 
-    /// Serves the pool's admin API on `addr`.
-    async fn serve_admin(&self, addr: SocketAddr, pool: Pool) -> anyhow::Result<()> {
+    /// Serves the admin API on `addr`: the pool's, and the DHT's
+    /// Discovery API when the DHT runs in this process.
+    async fn serve_admin(
+        &self,
+        addr: SocketAddr,
+        pool: Pool,
+        dht: Option<Dht>,
+    ) -> anyhow::Result<()> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot serve the admin API on {addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, "admin API on {}", listener.local_addr()?);
         let stop = self.stop.clone();
+        let mut routes = skywire_pool::admin::routes(pool, stop.clone()).await;
+        if let Some(dht) = dht {
+            routes = routes.add_service(skywire_dht::api::server(dht));
+        }
         self.tasks.spawn(async move {
-            if let Err(e) = skywire_pool::admin::serve(listener, pool, stop).await {
+            if let Err(e) = skywire_pool::admin::serve_routes(listener, routes, stop).await {
                 tracing::error!(error = %e, "admin API failed");
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Running {
+    /// Serves the DHT's Discovery API (and gRPC health) alone on `addr`.
+    async fn serve_discovery(&self, addr: SocketAddr, dht: Dht) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot serve the Discovery API on {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "admin API on {}", listener.local_addr()?);
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<skywire_proto::dht::v1::discovery_server::DiscoveryServer<
+                skywire_dht::api::DiscoveryService,
+            >>()
+            .await;
+        let routes =
+            tonic::service::Routes::new(health_service).add_service(skywire_dht::api::server(dht));
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            if let Err(e) = skywire_pool::admin::serve_routes(listener, routes, stop).await {
+                tracing::error!(error = %e, "Discovery API failed");
             }
         });
         Ok(())
@@ -184,6 +226,7 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let kv = Kv::memory();
     let bus = Bus::local();
     let presence = Presence::new(kv.clone());
+    let shared_kv = kv.clone();
     let shared = Shared {
         bus: bus.clone(),
         presence: presence.clone(),
@@ -201,15 +244,36 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let db = Db::sqlite_file(&config.data_dir.join(EMBEDDED_DB))
         .await
         .context("cannot open the database")?;
-    let pool = start_pool(&running, bus, presence, db, "pool").await?;
-    running.serve_admin(config.admin, pool.clone()).await?;
+    let shared = Shared {
+        bus: bus.clone(),
+        presence: presence.clone(),
+        kv: shared_kv.clone(),
+    };
+    let (pool, pex) = start_pool(&running, shared, db.clone(), "").await?;
+    let listen = gateway.1.node().map(|n| n.local_addr());
+    let dht = start_dht(
+        &config,
+        &key,
+        listen,
+        Shared {
+            bus,
+            presence,
+            kv: shared_kv,
+        },
+        db,
+        "dht",
+    )
+    .await?;
+    running
+        .serve_admin(config.admin, pool.clone(), Some(dht.clone()))
+        .await?;
     running.serve_http(config.http).await?;
     announce(&key, &gateway);
     for peer in config.connect {
         let pool = pool.clone();
         tokio::spawn(async move { dial(&pool, &peer).await });
     }
-    run_until_stopped(running, Some(gateway), Some(pool)).await
+    run_until_stopped(running, Some(gateway), Some((pool, pex)), Some(dht)).await
 }
 
 pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Result<()> {
@@ -277,21 +341,47 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
                     }
                 });
             }
-            run_until_stopped(running, Some(gateway), None).await
+            run_until_stopped(running, Some(gateway), None, None).await
         }
         ServiceKind::Pool => {
             let db = Db::connect(&config.database_url)
                 .await
                 .context("cannot reach the database")?;
-            let pool = start_pool(&running, bus, presence, db, &format!("pool-{id}")).await?;
-            running.serve_admin(config.admin, pool.clone()).await?;
+            let shared = Shared { bus, presence, kv };
+            let (pool, pex) = start_pool(&running, shared, db, &format!("-{id}")).await?;
+            running
+                .serve_admin(config.admin, pool.clone(), None)
+                .await?;
             running.serve_http(config.http).await?;
             tracing::info!(replica = %id, "pool running");
             for peer in config.connect {
                 let pool = pool.clone();
                 tokio::spawn(async move { dial(&pool, &peer).await });
             }
-            run_until_stopped(running, None, Some(pool)).await
+            run_until_stopped(running, None, Some((pool, pex)), None).await
+        }
+        ServiceKind::Dht => {
+            let key = match &config.key_file {
+                Some(path) => crate::keys::load_shared(path)?,
+                None => crate::keys::load_or_create(&config.data_dir)?,
+            };
+            let db = Db::connect(&config.database_url)
+                .await
+                .context("cannot reach the database")?;
+            let ready_db = db.clone();
+            running.ready.add("database", move || {
+                let db = ready_db.clone();
+                async move { db.ping().await.map_err(|e| e.to_string()) }
+            });
+            // The gateways listen, not this process: the record advertises
+            // what --advertise says.
+            let shared = Shared { bus, presence, kv };
+            let instance = format!("dht-{id}");
+            let dht = start_dht(&config, &key, None, shared, db, &instance).await?;
+            running.serve_discovery(config.admin, dht.clone()).await?;
+            running.serve_http(config.http).await?;
+            tracing::info!(replica = %id, "dht running");
+            run_until_stopped(running, None, None, Some(dht)).await
         }
     }
 }
@@ -349,14 +439,15 @@ async fn bind_gateway(
     Ok((gateway, handle))
 }
 
-/// Migrates the peer store and starts the pool with its service host.
+/// Migrates the peer store and starts the pool and its peer exchange, each
+/// with its service host (instances `pool{suffix}` and `pex{suffix}`).
 async fn start_pool(
     running: &Running,
-    bus: Bus,
-    presence: Presence,
+    shared: Shared,
     db: Db,
-    instance: &str,
-) -> anyhow::Result<Pool> {
+    suffix: &str,
+) -> anyhow::Result<(Pool, Pex)> {
+    let Shared { bus, presence, kv } = shared;
     db.migrate(&PeerStore::migrations())
         .await
         .context("cannot migrate the peer store")?;
@@ -365,9 +456,80 @@ async fn start_pool(
         let db = ready_db.clone();
         async move { db.ping().await.map_err(|e| e.to_string()) }
     });
-    let host = ServiceHost::start(bus.clone(), presence, instance).await?;
-    let pool = Pool::start(bus, PeerStore::new(db), host, PoolConfig::default()).await?;
-    Ok(pool)
+    let host = ServiceHost::start(bus.clone(), presence.clone(), &format!("pool{suffix}")).await?;
+    let pool = Pool::start(bus.clone(), PeerStore::new(db), host, PoolConfig::default()).await?;
+    let pex = Pex::launch(bus, presence, kv, pool.clone(), &format!("pex{suffix}"))
+        .await
+        .context("cannot start peer exchange")?;
+    Ok((pool, pex))
+}
+
+/// Migrates the routing table's store and starts the DHT, its record
+/// advertising [`advertised`] endpoints.
+async fn start_dht(
+    config: &Config,
+    key: &Keypair,
+    listen: Option<SocketAddr>,
+    shared: Shared,
+    db: Db,
+    instance: &str,
+) -> anyhow::Result<Dht> {
+    let bootstrap: Vec<(PublicKey, SocketAddr)> = config
+        .bootstrap
+        .iter()
+        .map(|p| PublicKey::from_bytes(&p.key.serialize()).map(|k| (k, p.addr)))
+        .collect::<Result<_, _>>()
+        .context("bad bootstrap node id")?;
+    let endpoints = advertised(&config.advertise, listen, bootstrap.first().map(|b| b.1));
+    if endpoints.is_empty() {
+        tracing::warn!(
+            "no endpoint to advertise (listening on a wildcard, no bootstrap node): other nodes cannot find this one by address; set --advertise"
+        );
+    }
+    let Shared { bus, presence, kv } = shared;
+    let config = DhtConfig {
+        bootstrap,
+        endpoints,
+        ..DhtConfig::default()
+    };
+    let dht = Dht::launch(bus, presence, kv, db, instance, key.clone(), config)
+        .await
+        .context("cannot start the DHT")?;
+    Ok(dht)
+}
+
+/// The endpoints a node's record advertises: those configured; else the
+/// listen address if it is a specific IP; else the local address the system
+/// would use to reach `towards` (a bootstrap node), with the listen port.
+fn advertised(
+    configured: &[SocketAddr],
+    listen: Option<SocketAddr>,
+    towards: Option<SocketAddr>,
+) -> Vec<SocketAddr> {
+    if !configured.is_empty() {
+        return configured.to_vec();
+    }
+    let Some(listen) = listen else {
+        return Vec::new();
+    };
+    if !listen.ip().is_unspecified() {
+        return vec![listen];
+    }
+    // A UDP "connection" sends nothing; it only asks the routing table
+    // which local address leads to the destination.
+    let local = towards.and_then(|to| {
+        let any = if to.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let socket = std::net::UdpSocket::bind(any).ok()?;
+        socket.connect(to).ok()?;
+        socket.local_addr().ok()
+    });
+    local
+        .map(|l| vec![SocketAddr::new(l.ip(), listen.port())])
+        .unwrap_or_default()
 }
 
 fn announce(key: &Keypair, (_, gateway): &(Gateway, GatewayHandle)) {
@@ -393,11 +555,12 @@ async fn dial(pool: &Pool, peer: &PeerAddr) {
 }
 
 /// Runs until SIGINT/SIGTERM, then stops everything in order: the gateway
-/// (GoAway to every peer), the pool, the servers.
+/// (GoAway to every peer), peer exchange, the pool, the DHT, the servers.
 async fn run_until_stopped(
     running: Running,
     gateway: Option<(Gateway, GatewayHandle)>,
-    pool: Option<Pool>,
+    pool: Option<(Pool, Pex)>,
+    dht: Option<Dht>,
 ) -> anyhow::Result<()> {
     let Running { stop, tasks, .. } = running;
     if let Some((gateway, handle)) = gateway {
@@ -408,8 +571,12 @@ async fn run_until_stopped(
     } else {
         stop.cancelled().await;
     }
-    if let Some(pool) = pool {
+    if let Some((pool, pex)) = pool {
+        pex.shutdown().await;
         pool.shutdown().await;
+    }
+    if let Some(dht) = dht {
+        dht.shutdown().await;
     }
     tasks.close();
     tasks.wait().await;

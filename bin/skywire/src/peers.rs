@@ -19,10 +19,11 @@
 use std::fmt;
 use std::future::Future;
 use std::io::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use skywire_proto::dht::v1::{self as dht_api, discovery_client::DiscoveryClient};
 use skywire_proto::pool::v1::{self as api, pool_client::PoolClient};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -65,10 +66,12 @@ pub(crate) enum PeersCommand {
         #[command(flatten)]
         args: AdminArgs,
     },
-    /// Connect to a peer and keep it: the node dials PUBKEY@HOST:PORT.
+    /// Connect to a peer and keep it: the node dials PUBKEY@HOST:PORT, or
+    /// finds a Skycoin address's endpoints through the DHT first.
     Connect {
-        /// The peer, as PUBKEY@HOST:PORT (66 hex characters, then IP:PORT).
-        #[arg(value_name = "PUBKEY@HOST:PORT")]
+        /// The peer, as PUBKEY@HOST:PORT (66 hex characters, then IP:PORT)
+        /// or as a Skycoin address.
+        #[arg(value_name = "PUBKEY@HOST:PORT|ADDRESS")]
         peer: String,
         /// Endpoint and output format.
         #[command(flatten)]
@@ -105,6 +108,23 @@ pub(crate) enum PeersCommand {
         #[command(flatten)]
         args: AdminArgs,
     },
+    /// Find a node's current record (endpoints, services) by its Skycoin
+    /// address, through the DHT.
+    Resolve {
+        /// The Skycoin address.
+        address: String,
+        /// Endpoint and output format.
+        #[command(flatten)]
+        args: AdminArgs,
+    },
+    /// Find nodes that provide a service, through the DHT.
+    Providers {
+        /// The SWP/1 service, e.g. `shop/1`.
+        service: String,
+        /// Endpoint and output format.
+        #[command(flatten)]
+        args: AdminArgs,
+    },
     /// Send one message to a connected peer's service (opens a channel,
     /// sends, closes).
     Send {
@@ -129,6 +149,8 @@ impl PeersCommand {
             | Self::Disconnect { args, .. }
             | Self::Ban { args, .. }
             | Self::Unban { args, .. }
+            | Self::Resolve { args, .. }
+            | Self::Providers { args, .. }
             | Self::Send { args, .. } => args,
         }
     }
@@ -171,6 +193,8 @@ enum Outcome {
         /// The `PUBKEY@HOST:PORT` given.
         input: String,
     },
+    /// `resolve` and `providers`: node records, verified by the node.
+    Records(Vec<dht_api::NodeRecord>),
     /// Any other command: a confirmation, without the `ok ` prefix.
     Done(String),
 }
@@ -184,6 +208,7 @@ impl Outcome {
                 peer: Some(peer), ..
             } => dialed_line(peer),
             Self::Dialed { peer: None, input } => format!("ok dialed {}", printable(input)),
+            Self::Records(records) => records_table(records),
             Self::Done(what) => format!("ok {what}"),
         }
     }
@@ -199,6 +224,9 @@ impl Outcome {
                 "ok": true,
                 "peer": peer.as_ref().map(peer_json),
             }),
+            Self::Records(records) => serde_json::json!({
+                "records": records.iter().map(record_json).collect::<Vec<_>>()
+            }),
             Self::Done(_) => serde_json::json!({ "ok": true }),
         };
         value.to_string()
@@ -208,7 +236,9 @@ impl Outcome {
 /// Connects to the admin endpoint and makes the request `cmd` asks for.
 async fn execute(cmd: PeersCommand) -> Result<Outcome, Failure> {
     let admin = cmd.args().admin.clone();
-    let mut client = connect(&admin).await?;
+    let channel = connect(&admin).await?;
+    let mut client = PoolClient::new(channel.clone());
+    let mut discovery = DiscoveryClient::new(channel);
     match cmd {
         PeersCommand::List { .. } => {
             let reply = call(
@@ -257,6 +287,16 @@ async fn execute(cmd: PeersCommand) -> Result<Outcome, Failure> {
             let request = api::UnbanRequest { peer: peer.clone() };
             call(&admin, REQUEST_TIMEOUT, client.unban(request)).await?;
             Ok(Outcome::Done(format!("unbanned {}", printable(&peer))))
+        }
+        PeersCommand::Resolve { address, .. } => {
+            let request = dht_api::ResolveRequest { address };
+            let reply = call(&admin, REQUEST_TIMEOUT, discovery.resolve(request)).await?;
+            Ok(Outcome::Records(reply.record.into_iter().collect()))
+        }
+        PeersCommand::Providers { service, .. } => {
+            let request = dht_api::FindProvidersRequest { service };
+            let reply = call(&admin, REQUEST_TIMEOUT, discovery.find_providers(request)).await?;
+            Ok(Outcome::Records(reply.providers))
         }
         PeersCommand::Send {
             peer,
@@ -409,12 +449,12 @@ fn admin_uri(admin: &str) -> Result<String, Failure> {
 
 /// A client of the admin endpoint at `admin`, connected within
 /// [`CONNECT_TIMEOUT`].
-async fn connect(admin: &str) -> Result<PoolClient<Channel>, Failure> {
+async fn connect(admin: &str) -> Result<Channel, Failure> {
     connect_within(admin, CONNECT_TIMEOUT).await
 }
 
 /// A client of the admin endpoint at `admin`, connected within `timeout`.
-async fn connect_within(admin: &str, timeout: Duration) -> Result<PoolClient<Channel>, Failure> {
+async fn connect_within(admin: &str, timeout: Duration) -> Result<Channel, Failure> {
     let endpoint = Endpoint::from_shared(admin_uri(admin)?)
         .map_err(|e| {
             Failure::local(
@@ -427,7 +467,7 @@ async fn connect_within(admin: &str, timeout: Duration) -> Result<PoolClient<Cha
     // The outer timeout also covers the HTTP/2 handshake, e.g. with a server
     // that accepts TCP but is not gRPC.
     match tokio::time::timeout(timeout, endpoint.connect()).await {
-        Ok(Ok(channel)) => Ok(PoolClient::new(channel)),
+        Ok(Ok(channel)) => Ok(channel),
         Ok(Err(e)) => Err(Failure::unreachable(admin, &root_cause(&e))),
         Err(_) => Err(Failure::unreachable(
             admin,
@@ -474,11 +514,9 @@ fn emit(text: &str) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
-/// Now, in unix milliseconds.
+/// Now, in unix milliseconds, as the peer store's times are.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(skywire_record::now_ms()).unwrap_or(i64::MAX)
 }
 
 /// A peer as `--json` prints it: every field of `skywire.pool.v1.Peer`, the
@@ -645,6 +683,48 @@ fn peers_table(peers: &[api::Peer], now_ms: i64) -> String {
 }
 
 /// The line `peers connect` prints.
+/// Node records, one per line: address, node id, endpoints, services.
+fn records_table(records: &[dht_api::NodeRecord]) -> String {
+    if records.is_empty() {
+        return "no nodes found".to_owned();
+    }
+    records
+        .iter()
+        .map(|r| {
+            let mut line = format!(
+                "{} node id {} at {}",
+                record_address(r),
+                hex::encode(&r.node_id),
+                endpoints_cell(&r.endpoints)
+            );
+            if !r.services.is_empty() {
+                line.push_str(&format!("; services: {}", services_cell(&r.services)));
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The Skycoin address of a record's node id (empty if it is not a key).
+fn record_address(record: &dht_api::NodeRecord) -> String {
+    skywire_identity::Address::of_node_id(&record.node_id)
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
+/// A node record as JSON.
+fn record_json(record: &dht_api::NodeRecord) -> serde_json::Value {
+    serde_json::json!({
+        "address": record_address(record),
+        "node_id": hex::encode(&record.node_id),
+        "endpoints": record.endpoints.iter().map(|e| printable(e)).collect::<Vec<_>>(),
+        "services": record.services.iter().map(|s| printable(s)).collect::<Vec<_>>(),
+        "seq": record.seq,
+        "timestamp_ms": record.timestamp_ms,
+    })
+}
+
 fn dialed_line(peer: &api::Peer) -> String {
     let mut line = format!(
         "connected {} (node id {})",
@@ -873,6 +953,11 @@ mod tests {
         assert_eq!(lines.len(), 3, "{table}");
         assert!(lines[0].starts_with("ADDRESS      STATE"), "{table}");
         assert!(lines[0].ends_with("FAILURES  SCORE"), "{table}");
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>().join(" "),
+            "ADDRESS STATE GATEWAY ENDPOINTS SERVICES LAST SEEN FAILURES SCORE",
+            "every column, in order"
+        );
         assert!(lines[1].contains("connected"), "{table}");
         assert!(lines[1].contains("127.0.0.1:7337 +1"), "{table}");
         assert!(lines[1].contains("echo/1,chat/1"), "{table}");
@@ -1023,7 +1108,8 @@ mod tests {
         let timeout = Duration::from_secs(1);
         // Either the connection or the request gives up, with its reason.
         let failure = match connect_within(&admin, timeout).await {
-            Ok(mut client) => {
+            Ok(channel) => {
+                let mut client = PoolClient::new(channel);
                 let request = client.list_peers(api::ListPeersRequest {});
                 call(&admin, timeout, request).await.unwrap_err()
             }

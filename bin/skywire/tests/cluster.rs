@@ -4,7 +4,8 @@
 //! `skywire-pool`), and an outside peer (an embedded `skywire node`). The
 //! pool reaches the peer through the presence map; killing the replica that
 //! holds the peer makes it reconnect to the other, and no acknowledged
-//! message is lost.
+//! message is lost. And the DHT as its own process (`skywire-dht`) of a
+//! cluster, found by address from outside and finding outside nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,6 +15,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
 use common::{NodeProcess, Process};
+use skywire_proto::dht::v1::{ResolveRequest, discovery_client::DiscoveryClient};
 use skywire_proto::pool::v1::{self as api, pool_client::PoolClient};
 
 const SERVICE: &str = "inbox/1";
@@ -91,6 +93,109 @@ async fn admin_client(addr: &str) -> PoolClient<tonic::transport::Channel> {
     PoolClient::connect(format!("http://{addr}")).await.unwrap()
 }
 
+/// The address in a node's startup line.
+fn address_of(node: &NodeProcess) -> String {
+    node.startup
+        .split("address=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned()
+}
+
+/// The endpoints of the record `admin`'s Discovery API resolves `address`
+/// to.
+async fn resolved_endpoints(admin: &str, address: &str) -> Vec<String> {
+    let mut discovery = DiscoveryClient::connect(format!("http://{admin}"))
+        .await
+        .unwrap();
+    let request = ResolveRequest {
+        address: address.to_owned(),
+    };
+    let record = discovery
+        .resolve(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .record;
+    record.unwrap().endpoints
+}
+
+/// The DHT as its own process of a cluster (`skywire-dht`: routing table in
+/// PostgreSQL, the node key shared with the gateway, the gateway's endpoint
+/// advertised, reaching peers through the gateway over NATS). It joins
+/// through an outside node B; an outside node A that knows only B resolves
+/// the cluster node's address to the gateway's endpoint, the cluster's
+/// Discovery API resolves A, and the routing table is in the database.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dht_runs_as_its_own_process_of_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let key = skywire_identity::Keypair::generate();
+    std::fs::write(path("node.key"), key.secret_hex().as_str()).unwrap();
+    std::fs::set_permissions(path("node.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let cluster = format!("test-{tag}");
+
+    let b = NodeProcess::start(&dir.path().join("b"), &[]);
+    b.said("DHT joined");
+    let (_gateway, gateway_dial) = gateway(
+        &path("node.key"),
+        &path("gw"),
+        &format!("gw-{tag}"),
+        &cluster,
+        false,
+    );
+    let gateway_endpoint = gateway_dial.split_once('@').unwrap().1.to_owned();
+    let (db, database_url) = skywire_db::testing::fresh_postgres().await.unwrap();
+    let dht = Process::start_bin(
+        common::DHT_BIN,
+        &[
+            "--key-file",
+            &path("node.key"),
+            "--data-dir",
+            &path("dht"),
+            "--replica",
+            &format!("dht-{tag}"),
+            "--admin",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--advertise",
+            &gateway_endpoint,
+            "--bootstrap",
+            &b.dial,
+        ],
+        &[
+            ("SKYWIRE_DATABASE_URL", &database_url),
+            ("SKYWIRE_CLUSTER", &cluster),
+        ],
+    );
+    let cluster_admin = dht.word_after("admin API on ");
+    dht.said("DHT joined");
+    let a = NodeProcess::start(&dir.path().join("a"), &["--bootstrap", &b.dial]);
+    a.said("DHT joined");
+
+    let cluster_address = key.address().to_string();
+    assert_eq!(
+        resolved_endpoints(&a.admin, &cluster_address).await,
+        [gateway_endpoint]
+    );
+    let a_endpoint = a.dial.split_once('@').unwrap().1.to_owned();
+    assert_eq!(
+        resolved_endpoints(&cluster_admin, &address_of(&a)).await,
+        [a_endpoint]
+    );
+    let skywire_db::Db::Postgres(pool) = db else {
+        panic!("fresh_postgres gives PostgreSQL");
+    };
+    let saved: i64 = sqlx::query_scalar("SELECT count(*) FROM dht_contacts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(saved >= 1, "the joined table is saved in PostgreSQL");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_survives_the_loss_of_its_gateway_replica_without_losing_acknowledged_messages() {
     let dir = tempfile::tempdir().unwrap();
@@ -136,13 +241,7 @@ async fn a_peer_survives_the_loss_of_its_gateway_replica_without_losing_acknowle
         &["--connect", &dial_a, "--connect", &dial_b],
     );
     let peer_admin = peer.admin.clone();
-    let peer_address = peer
-        .startup
-        .split("address=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .to_owned();
+    let peer_address = address_of(&peer);
     let mut inbox = admin_client(&peer_admin)
         .await
         .subscribe(api::SubscribeRequest {

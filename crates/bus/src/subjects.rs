@@ -12,14 +12,11 @@
 //!
 //! `<service>` is an SWP/1 service name (`name/major`, e.g. `echo/1`), valid
 //! as one token because service names never contain `.`, `*`, `>` or
-//! whitespace ([`valid_service_name`]). Instance and gateway ids are checked
-//! the same way ([`valid_id`]).
+//! whitespace ([`skywire_proto::service_name::is_valid`]). Instance and
+//! gateway ids are checked the same way ([`valid_id`]).
 
 /// Longest subject accepted.
 pub const MAX_SUBJECT_LEN: usize = 256;
-
-/// Longest service name (`name/major`).
-pub const MAX_SERVICE_NAME_LEN: usize = 64;
 
 /// Longest instance or gateway id.
 pub const MAX_ID_LEN: usize = 64;
@@ -76,22 +73,6 @@ pub fn gateway_cmd(gateway: &str) -> String {
     format!("sw.gw.{gateway}.cmd")
 }
 
-/// Whether `name` is a valid SWP/1 service name for the bus: `name/major`
-/// with a lowercase ASCII name (letters, digits, `-`, `_`) and a decimal
-/// major version.
-pub fn valid_service_name(name: &str) -> bool {
-    let Some((base, major)) = name.split_once('/') else {
-        return false;
-    };
-    name.len() <= MAX_SERVICE_NAME_LEN
-        && !base.is_empty()
-        && base
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && !major.is_empty()
-        && major.bytes().all(|b| b.is_ascii_digit())
-}
-
 /// Whether `id` can name an instance or gateway in a subject: 1 to
 /// [`MAX_ID_LEN`] ASCII letters, digits, `-` or `_`.
 pub fn valid_id(id: &str) -> bool {
@@ -105,18 +86,6 @@ pub fn valid_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn service_names() {
-        assert!(valid_service_name("echo/1"));
-        assert!(valid_service_name("tx-relay_2/10"));
-        for bad in [
-            "echo", "echo/", "/1", "Echo/1", "a.b/1", "a*/1", "a>/1", "a b/1", "a/1x", "a/1/2",
-        ] {
-            assert!(!valid_service_name(bad), "{bad}");
-        }
-        assert!(!valid_service_name(&format!("{}/1", "a".repeat(64))));
-    }
 
     #[test]
     fn ids() {

@@ -284,3 +284,69 @@ async fn open_postgres(options: PgConnectOptions, url_redacted: String) -> Resul
     tracing::debug!(url = %url_redacted, "PostgreSQL pool open");
     Ok(Db::Postgres(pool))
 }
+
+/// Runs `$body` in a write transaction on `$db` (a [`Db`]), with `$q` naming
+/// the backend's query module (`$sqlite` or `$postgres`, modules in scope
+/// that define the same functions for each backend) and `$conn` its
+/// connection (`&mut sqlx::SqliteConnection` or `&mut sqlx::PgConnection`);
+/// commits if the body returns `Ok`, rolls back otherwise. Errors of the
+/// body and of sqlx convert into the caller's error type with `?`.
+///
+/// SQLite transactions start with `BEGIN IMMEDIATE`: a deferred transaction
+/// that read first could not upgrade while another connection writes, and
+/// would fail instead of waiting out the busy timeout.
+#[macro_export]
+macro_rules! write_tx {
+    ($db:expr, $sqlite:ident, $postgres:ident, |$q:ident, $conn:ident| $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = {
+                    use $sqlite as $q;
+                    let $conn: &mut ::sqlx::SqliteConnection = &mut tx;
+                    $body
+                }?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            $crate::Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let out = {
+                    use $postgres as $q;
+                    let $conn: &mut ::sqlx::PgConnection = &mut tx;
+                    $body
+                }?;
+                tx.commit().await?;
+                Ok(out)
+            }
+        }
+    };
+}
+
+/// Runs `$body` (autocommitted statements) on a connection `$conn` from
+/// `$db`'s pool, with `$q` naming the backend's query module as in
+/// [`write_tx!`]; the body's value is the result, and failing to get a
+/// connection is an `Err` converted with `Into`.
+#[macro_export]
+macro_rules! with_conn {
+    ($db:expr, $sqlite:ident, $postgres:ident, |$q:ident, $conn:ident| $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite(pool) => match pool.acquire().await {
+                Ok(mut c) => {
+                    use $sqlite as $q;
+                    let $conn: &mut ::sqlx::SqliteConnection = &mut c;
+                    $body
+                }
+                Err(e) => Err(::core::convert::Into::into(e)),
+            },
+            $crate::Db::Postgres(pool) => match pool.acquire().await {
+                Ok(mut c) => {
+                    use $postgres as $q;
+                    let $conn: &mut ::sqlx::PgConnection = &mut c;
+                    $body
+                }
+                Err(e) => Err(::core::convert::Into::into(e)),
+            },
+        }
+    };
+}

@@ -1,8 +1,13 @@
-//! Generated protobuf types for every Skywire schema under `proto/`.
+//! Generated protobuf types for every Skywire schema under `proto/`, and
+//! the one rule the schemas share: what an SWP/1 service name is
+//! ([`service_name`]).
 //!
 //! `build.rs` compiles the `.proto` files with `protox` (pure Rust, so no
 //! `protoc` install is needed), `prost-build` and `tonic-prost-build`.
 //! Modules mirror the protobuf packages: `skywire.wire.v1` is [`wire::v1`].
+//! [`service_name`] is the only hand-written module.
+
+pub mod service_name;
 
 /// The `skywire.wire.*` packages: the SWP/1 control channel.
 pub mod wire {
@@ -31,11 +36,22 @@ pub mod pool {
     }
 }
 
-/// The `skywire.dht.*` packages: discovery (signed node records).
+/// The `skywire.dht.*` packages: discovery (signed node records, the
+/// `dht/1` messages, the Discovery gRPC API).
 pub mod dht {
-    /// `skywire.dht.v1` (`record.proto`).
+    /// `skywire.dht.v1` (`record.proto`, `dht.proto`, `api.proto`):
+    /// messages, client and server.
     #[allow(missing_docs, unreachable_pub, clippy::all)]
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/skywire.dht.v1.rs"));
+    }
+}
+
+/// The `skywire.pex.*` packages: peer exchange.
+pub mod pex {
+    /// `skywire.pex.v1` (`pex.proto`): the `pex/1` messages.
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/skywire.pex.v1.rs"));
     }
 }

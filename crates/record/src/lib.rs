@@ -43,6 +43,14 @@ pub const RECORD_TTL_MS: u64 = 24 * 3600 * 1000;
 /// it the record would outlive its TTL.
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 
+/// Now, in Unix milliseconds: the clock records are signed and checked
+/// against (0 before 1970, saturating far in the future).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Domain separation for the signed digest: a signature over a node record
 /// can never be taken for a signature over anything else.
 const DOMAIN: &[u8] = b"skywire/node-record/v1";
@@ -321,7 +329,7 @@ fn check_counts(endpoints: usize, services: usize) -> Result<(), RecordError> {
 }
 
 fn check_service(service: &str) -> Result<(), RecordError> {
-    if skywire_bus::subjects::valid_service_name(service) {
+    if skywire_proto::service_name::is_valid(service) {
         Ok(())
     } else {
         Err(RecordError::Invalid {
@@ -424,5 +432,117 @@ impl RecordSet {
     /// Whether none are held.
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+}
+
+/// Records a [`VerifyCache`] holds by default: a routing table's worth and
+/// more (a few hundred bytes each, 8 KiB at most).
+pub const DEFAULT_VERIFY_CACHE: usize = 4096;
+
+/// Records verified lately, so that a record heard again costs a comparison
+/// instead of a signature check: the DHT hears the same few hundred records
+/// in answer after answer.
+///
+/// A hit needs the very same signature bytes and every field equal to the
+/// record verified then, so it is that same signed record; its age is
+/// checked again on every hit. At most `capacity` records; the oldest
+/// entry leaves first.
+#[derive(Debug)]
+pub struct VerifyCache {
+    capacity: usize,
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    records: HashMap<Vec<u8>, std::sync::Arc<NodeRecord>>,
+    order: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl VerifyCache {
+    /// A cache of at most `capacity` records.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: std::sync::Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// [`NodeRecord::verify`], skipping the signature check for a record
+    /// verified before.
+    ///
+    /// # Errors
+    ///
+    /// As [`NodeRecord::verify`].
+    pub fn verify(
+        &self,
+        record: &pb::NodeRecord,
+        now_ms: u64,
+    ) -> Result<std::sync::Arc<NodeRecord>, RecordError> {
+        let hit = self
+            .lock()
+            .records
+            .get(record.signature.as_ref())
+            .filter(|held| held.matches(record))
+            .cloned();
+        if let Some(held) = hit {
+            held.check_age(now_ms)?;
+            return Ok(held);
+        }
+        let verified = std::sync::Arc::new(NodeRecord::verify(record, now_ms)?);
+        let mut inner = self.lock();
+        let key = record.signature.to_vec();
+        if inner
+            .records
+            .insert(key.clone(), verified.clone())
+            .is_none()
+        {
+            inner.order.push_back(key);
+            while inner.order.len() > self.capacity {
+                if let Some(old) = inner.order.pop_front() {
+                    inner.records.remove(&old);
+                }
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    /// Whether it holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Default for VerifyCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_VERIFY_CACHE)
+    }
+}
+
+impl NodeRecord {
+    /// Whether `record` carries exactly this record's fields and signature.
+    fn matches(&self, record: &pb::NodeRecord) -> bool {
+        record.node_id.as_ref() == self.node_id.to_bytes().as_slice()
+            && record.seq == self.seq
+            && record.timestamp_ms == self.timestamp_ms
+            && record.services == self.services
+            && record.signature.as_ref() == self.signature.to_bytes().as_slice()
+            && record.endpoints.len() == self.endpoints.len()
+            && record
+                .endpoints
+                .iter()
+                .zip(&self.endpoints)
+                .all(|(text, endpoint)| text.parse::<SocketAddr>().ok() == Some(*endpoint))
     }
 }

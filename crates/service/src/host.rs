@@ -8,6 +8,7 @@
 //! handler's span can join the peer's trace ([`ServiceChannel::follow`]).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use skywire_bus::{Bus, BusError, subjects};
 use skywire_identity::Address;
 use skywire_kv::presence::Presence;
 use skywire_proto::bus::v1 as pb;
+use skywire_proto::service_name;
 use skywire_proto::wire::v1::Reason;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +36,10 @@ pub const INCOMING_BACKLOG: usize = 256;
 /// How long an outbound open may take: the gateway must open an SWP/1
 /// channel and the peer must accept it.
 pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`ServiceHost::dial`] waits for the gateway: a handshake and
+/// Hello on a slow path, with margin; an unreachable peer fails sooner.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Why a host operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +76,9 @@ pub enum HostError {
     /// The gateway answered with something that is not an `OpenReply`.
     #[error("malformed reply from gateway: {0}")]
     Malformed(String),
+    /// The gateway could not connect to the peer.
+    #[error("dial failed: {0}")]
+    Dial(String),
 }
 
 /// The peer at the other end of a channel.
@@ -79,10 +88,13 @@ pub struct PeerInfo {
     pub node_id: [u8; 33],
     /// Its Skycoin address.
     pub address: String,
-    /// Its TCP address as the gateway sees it (empty for outbound opens).
+    /// Its TCP address as the gateway sees it.
     pub remote_addr: String,
     /// The gateway replica holding the connection.
     pub gateway: String,
+    /// The peer dialed us: `remote_addr`'s port is its outgoing one, not
+    /// one it listens on.
+    pub inbound: bool,
 }
 
 /// One SWP/1 channel, as a service sees it: whole messages both ways, with
@@ -285,7 +297,7 @@ impl ServiceHost {
     /// Serves `service`: gateways offer this instance channels peers open to
     /// it (one instance of the queue group takes each). Announced at once.
     pub async fn serve(&self, service: &str) -> Result<Incoming, HostError> {
-        if !subjects::valid_service_name(service) {
+        if !service_name::is_valid(service) {
             return Err(HostError::InvalidService(service.to_owned()));
         }
         let (tx, rx) = mpsc::channel(INCOMING_BACKLOG);
@@ -384,6 +396,7 @@ impl ServiceHost {
                 address: peer.address.clone(),
                 remote_addr: peer.remote_addr.clone(),
                 gateway: reference.gateway.clone(),
+                inbound: peer.inbound,
             },
             service: request.service,
             sender,
@@ -406,7 +419,7 @@ impl ServiceHost {
         service: &str,
         priority: u8,
     ) -> Result<ServiceChannel, HostError> {
-        if !subjects::valid_service_name(service) {
+        if !service_name::is_valid(service) {
             return Err(HostError::InvalidService(service.to_owned()));
         }
         let address = Address::of_node_id(node_id)
@@ -457,17 +470,87 @@ impl ServiceHost {
             i64::from(reply.window),
         )?;
         receiver.open_window().await;
+        let seen = reply.peer.unwrap_or_default();
         Ok(ServiceChannel {
             peer: PeerInfo {
                 node_id: *node_id,
                 address,
-                remote_addr: String::new(),
+                remote_addr: seen.remote_addr,
                 gateway,
+                inbound: seen.inbound,
             },
             service: service.to_owned(),
             sender,
             receiver,
         })
+    }
+
+    /// Asks one gateway replica to connect to `node_id` at `addr` and keep
+    /// the connection (it answers at once if it holds a connection to the
+    /// peer already, which it then keeps even if it was transient), within
+    /// [`DIAL_TIMEOUT`]; returns the peer as that gateway sees it.
+    pub async fn dial(&self, node_id: &[u8; 33], addr: SocketAddr) -> Result<pb::Peer, HostError> {
+        self.dial_with(node_id, addr, false).await
+    }
+
+    /// [`dial`](Self::dial) for a short exchange: a connection this dial
+    /// opens is transient (not one of the pool's peers) until someone
+    /// dials it to keep it; let it go with a `Disconnect` whose
+    /// `if_transient` is set.
+    pub async fn dial_transient(
+        &self,
+        node_id: &[u8; 33],
+        addr: SocketAddr,
+    ) -> Result<pb::Peer, HostError> {
+        self.dial_with(node_id, addr, true).await
+    }
+
+    async fn dial_with(
+        &self,
+        node_id: &[u8; 33],
+        addr: SocketAddr,
+        transient: bool,
+    ) -> Result<pb::Peer, HostError> {
+        let command = pb::GatewayCommand {
+            command: Some(pb::gateway_command::Command::Dial(pb::Dial {
+                node_id: Bytes::copy_from_slice(node_id),
+                addr: addr.to_string(),
+                transient,
+            })),
+        };
+        let reply = self
+            .inner
+            .bus
+            .request(
+                subjects::GATEWAY_ANY_CMD,
+                Bytes::from(command.encode_to_vec()),
+                DIAL_TIMEOUT,
+            )
+            .await?;
+        let reply = pb::CommandReply::decode(reply.payload)
+            .map_err(|e| HostError::Malformed(e.to_string()))?;
+        if !reply.error.is_empty() {
+            return Err(HostError::Dial(reply.error));
+        }
+        reply
+            .peer
+            .ok_or_else(|| HostError::Malformed("dial answered without a peer".into()))
+    }
+
+    /// Sends `command` to every gateway replica (dial aside: [`dial`](Self::dial)
+    /// asks one and waits): disconnect, ban, unban. Nothing is awaited.
+    pub async fn broadcast(&self, command: pb::gateway_command::Command) -> Result<(), HostError> {
+        let command = pb::GatewayCommand {
+            command: Some(command),
+        };
+        self.inner
+            .bus
+            .publish(
+                subjects::GATEWAY_ALL_CMD,
+                Bytes::from(command.encode_to_vec()),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Leaves the bus: tells gateways at once (a heartbeat with TTL 0) and

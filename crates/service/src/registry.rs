@@ -74,7 +74,7 @@ impl Registry {
         let mut services: Vec<String> = heartbeat
             .services
             .into_iter()
-            .filter(|s| skywire_bus::subjects::valid_service_name(s))
+            .filter(|s| skywire_proto::service_name::is_valid(s))
             .take(MAX_SERVICES_PER_INSTANCE)
             .collect();
         services.sort();

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use secp256k1::{PublicKey, SecretKey};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Notify, oneshot};
 
 use crate::channel::{ChannelKey, ChannelState};
@@ -135,8 +135,38 @@ pub async fn dial(
     remote: &PublicKey,
     config: &ConnectionConfig,
 ) -> Result<Connection, ConnectError> {
+    dial_from(addr, remote, config, None).await
+}
+
+/// [`dial`]s from the local address `source` (any port) when it suits the
+/// destination: same family, and loopback only to loopback. A node bound to
+/// one address dials from it too, so peers see the address its record
+/// advertises (the DHT admits a node only at the address it came from).
+pub async fn dial_from(
+    addr: SocketAddr,
+    remote: &PublicKey,
+    config: &ConnectionConfig,
+    source: Option<IpAddr>,
+) -> Result<Connection, ConnectError> {
     let limit = config.limits.handshake_timeout;
-    let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
+    let source = source.filter(|ip| {
+        !ip.is_unspecified()
+            && ip.is_ipv4() == addr.is_ipv4()
+            && ip.is_loopback() == addr.ip().is_loopback()
+    });
+    let tcp = async {
+        let Some(ip) = source else {
+            return TcpStream::connect(addr).await;
+        };
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        socket.connect(addr).await
+    };
+    let stream = tokio::time::timeout(limit, tcp)
         .await
         .map_err(|_| ConnectError::HandshakeTimeout(limit))??;
     connect(stream, remote, config).await

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -197,6 +197,9 @@ struct NodeShared {
     permits: Arc<Semaphore>,
     refusals: Arc<Semaphore>,
     max_connections: usize,
+    /// The address the listener is bound to: outbound connections leave
+    /// from it ([`driver::dial_from`]).
+    source: IpAddr,
     /// [`Hooks::admit`] calls that timed out (and so admitted their peer).
     admission_timeouts: AtomicU64,
     shutdown: CancellationToken,
@@ -323,6 +326,7 @@ impl Node {
             permits: Arc::new(Semaphore::new(config.max_connections)),
             refusals: Arc::new(Semaphore::new(MAX_CONCURRENT_REFUSALS)),
             max_connections: config.max_connections,
+            source: local_addr.ip(),
             admission_timeouts: AtomicU64::new(0),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -497,7 +501,7 @@ impl NodeHandle {
             .clone()
             .try_acquire_owned()
             .map_err(|_| NodeError::TooManyConnections(self.shared.max_connections))?;
-        let conn = driver::dial(addr, peer, &self.shared.config())
+        let conn = driver::dial_from(addr, peer, &self.shared.config(), Some(self.shared.source))
             .await
             .inspect_err(|e| self.start_failed(e))?;
         let kept = self.register(conn.clone());

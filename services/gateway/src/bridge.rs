@@ -29,6 +29,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use skywire_bus::{BusError, subjects};
 use skywire_proto::bus::v1 as pb;
+use skywire_proto::service_name;
 use skywire_service::link::{FRAGMENT, LinkKey, LinkReceiver, LinkSender, WINDOW};
 use skywire_telemetry::metrics::{Direction, Gauge, GaugeGuard, ServiceLabel, Traffic};
 use skywire_wire::driver::{ChannelReceiver, ChannelSender};
@@ -331,7 +332,7 @@ async fn outbound(inner: &Arc<Inner>, payload: &[u8]) -> pb::OpenReply {
     let Ok(request) = pb::OpenOutbound::decode(payload) else {
         return refuse(Reason::ProtocolError, "malformed OpenOutbound");
     };
-    if !subjects::valid_id(&request.instance) || !subjects::valid_service_name(&request.service) {
+    if !subjects::valid_id(&request.instance) || !service_name::is_valid(&request.service) {
         return refuse(Reason::ProtocolError, "bad instance or service name");
     }
     let Ok(key) = secp256k1::PublicKey::from_slice(&request.node_id) else {
@@ -372,6 +373,7 @@ async fn outbound(inner: &Arc<Inner>, payload: &[u8]) -> pb::OpenReply {
         accepted: true,
         channel: Some(link_key.to_ref()),
         window: WINDOW,
+        peer: Some(inner.peer(&conn)),
         ..Default::default()
     }
 }

@@ -1,4 +1,8 @@
-//! Commands to gateways (from the pool): dial, disconnect, ban, unban.
+//! Commands to gateways (from the pool and other services): dial,
+//! disconnect, ban, unban. A dial may be transient (a short exchange, such
+//! as one DHT request): the connection it opens is not one of the pool's
+//! peers until a dial without the flag keeps it, and a disconnect may
+//! close a connection only while it is still transient.
 //!
 //! `sw.gw.any.cmd` goes to one replica (dials), `sw.gw.all.cmd` to every
 //! replica (bans and disconnects must reach whichever holds the peer), and
@@ -14,7 +18,7 @@ use skywire_bus::{BusError, subjects};
 use skywire_proto::bus::v1::{self as pb, gateway_command::Command};
 use skywire_wire::Reason;
 
-use crate::Inner;
+use crate::{Inner, lock};
 
 /// Longest ban a command may set (a year).
 pub const MAX_BAN: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -83,16 +87,41 @@ async fn handle(inner: &Arc<Inner>, payload: &[u8]) -> pb::CommandReply {
             let Ok(addr) = dial.addr.parse::<SocketAddr>() else {
                 return error(format!("bad address {:?}", dial.addr));
             };
+            let node_id = key.serialize();
+            // Marked before connecting, so that the connection's "up" says
+            // it is transient; a keeping dial unmarks (and says so).
+            let (marked, kept) = {
+                let mut transient = lock(&inner.transient);
+                if !dial.transient {
+                    (false, transient.remove(&node_id))
+                } else if node.connection(&key).is_none() {
+                    (transient.insert(node_id), false)
+                } else {
+                    (false, false)
+                }
+            };
             match node.connect(addr, &key).await {
-                Ok(conn) => pb::CommandReply {
-                    error: String::new(),
-                    peer: Some(inner.peer(&conn)),
-                },
-                Err(e) => error(e.to_string()),
+                Ok(conn) => {
+                    if kept {
+                        inner.republish(&conn).await;
+                    }
+                    pb::CommandReply {
+                        error: String::new(),
+                        peer: Some(inner.peer(&conn)),
+                    }
+                }
+                Err(e) => {
+                    if marked {
+                        lock(&inner.transient).remove(&node_id);
+                    }
+                    error(e.to_string())
+                }
             }
         }
         Some(Command::Disconnect(disconnect)) => {
-            if let Some(conn) = node.connection(&key) {
+            let node_id = key.serialize();
+            let close = !disconnect.if_transient || lock(&inner.transient).remove(&node_id);
+            if close && let Some(conn) = node.connection(&key) {
                 conn.go_away(Reason::Normal, &disconnect.message);
             }
             error("")

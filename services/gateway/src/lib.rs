@@ -29,7 +29,7 @@ pub mod limits;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -126,6 +126,10 @@ pub(crate) struct Inner {
     /// Announced connections by id: for presence refreshes, and so that a
     /// connection's "down" follows its "up".
     connections: Mutex<HashMap<u64, Live>>,
+    /// Peers whose connection is transient (`Dial.transient`): marked
+    /// before the dial, so the connection's "up" says so; at most one per
+    /// connection or dial in progress.
+    transient: Mutex<HashSet<[u8; 33]>>,
     node: OnceLock<NodeHandle>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -142,7 +146,7 @@ struct Live {
 
 /// Locks `mutex`, carrying on after a panic elsewhere poisoned it (every
 /// critical section leaves its data consistent).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -175,7 +179,20 @@ impl Inner {
                 .unwrap_or_default(),
             user_agent: hello.map(|h| h.user_agent).unwrap_or_default(),
             inbound: conn.role() == skywire_wire::Role::Listener,
+            transient: lock(&self.transient).contains(&node_id),
         }
+    }
+
+    /// Publishes the current view of `conn` as a refresh of its "up" (after
+    /// something about it changed, such as being kept).
+    async fn republish(&self, conn: &Connection) {
+        let event = pb::PeerEvent {
+            peer: Some(self.peer(conn)),
+            up: true,
+            refresh: true,
+            ..pb::PeerEvent::default()
+        };
+        self.publish_peer(subjects::PEER_UP, event).await;
     }
 
     /// Applies a registry change: advertise the live services, reset links
@@ -288,6 +305,9 @@ impl Hooks for GatewayHooks {
             .node()
             .and_then(|n| n.connection(&conn.remote_key()))
             .is_some_and(|live| !live.same(conn));
+        if !superseded {
+            lock(&inner.transient).remove(&node_id);
+        }
         self.0.tasks.spawn(async move {
             // After the "up" (its presence claim and event), never before:
             // listeners would see this connection come up after it went down.
@@ -347,6 +367,7 @@ impl Gateway {
             known: ServiceNames::bounded(MAX_KNOWN_SERVICES),
             metrics: GatewayMetrics::register(metrics),
             connections: Mutex::new(HashMap::new()),
+            transient: Mutex::new(HashSet::new()),
             node: OnceLock::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -510,13 +531,7 @@ fn spawn_presence_refresh(inner: &Arc<Inner>) {
                 if let Err(e) = task.presence.claim(&node_id, &task.id, PRESENCE_TTL).await {
                     tracing::warn!(error = %e, "cannot refresh presence");
                 }
-                let event = pb::PeerEvent {
-                    peer: Some(task.peer(&conn)),
-                    up: true,
-                    refresh: true,
-                    ..pb::PeerEvent::default()
-                };
-                task.publish_peer(subjects::PEER_UP, event).await;
+                task.republish(&conn).await;
             }
         }
     });

@@ -7,11 +7,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures_util::Stream;
+use skywire_identity::Address;
 use skywire_proto::pool::v1::{self as api, pool_server};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::{BanReason, PeerView, Pool, PoolError};
@@ -44,7 +46,10 @@ pub fn status(error: PoolError) -> Status {
     use skywire_service::HostError;
     match &error {
         PoolError::InvalidPeer { .. } => Status::invalid_argument(error.to_string()),
-        PoolError::UnknownPeer(_) => Status::not_found(error.to_string()),
+        PoolError::UnknownPeer(_) | PoolError::Discovery(skywire_dht::DhtError::NotFound(_)) => {
+            Status::not_found(error.to_string())
+        }
+        PoolError::Discovery(_) => Status::unavailable(error.to_string()),
         PoolError::Store(crate::store::StoreError::Invalid { .. }) => {
             Status::invalid_argument(error.to_string())
         }
@@ -135,8 +140,21 @@ impl pool_server::Pool for AdminService {
         &self,
         request: Request<api::DialRequest>,
     ) -> Result<Response<api::DialResponse>, Status> {
-        let (node_id, addr) = parse_dial(&request.get_ref().peer).map_err(status)?;
-        let connection = self.pool.dial(&node_id, addr).await.map_err(status)?;
+        let peer = &request.get_ref().peer;
+        let connection = match peer.parse::<Address>() {
+            Ok(address) if !peer.contains('@') => {
+                self.pool.dial_address(&address).await.map_err(status)?
+            }
+            _ => {
+                let (node_id, addr) = parse_dial(peer).map_err(status)?;
+                self.pool.dial(&node_id, addr).await.map_err(status)?
+            }
+        };
+        let node_id: [u8; 33] = connection
+            .node_id
+            .as_ref()
+            .try_into()
+            .map_err(|_| Status::internal("the gateway answered a bad node id"))?;
         // The store learns of the connection from the gateway's event, maybe
         // not yet: the connection itself is what the gateway answered.
         let peer = self
@@ -283,17 +301,34 @@ pub async fn serve(
     pool: Pool,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let routes = routes(pool, shutdown.clone()).await;
+    serve_routes(listener, routes, shutdown).await
+}
+
+/// The pool's routes (its API and gRPC health), to serve alone
+/// ([`serve`]) or beside other services' ([`serve_routes`]).
+pub async fn routes(pool: Pool, shutdown: CancellationToken) -> Routes {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pool_server::PoolServer<AdminService>>()
         .await;
-    let admin = pool_server::PoolServer::new(AdminService::new(pool, shutdown.clone()))
+    let admin = pool_server::PoolServer::new(AdminService::new(pool, shutdown))
         .max_decoding_message_size(MAX_REQUEST_SIZE);
+    Routes::new(health_service).add_service(admin)
+}
+
+/// Serves `routes` on `listener` with the admin endpoint's limits
+/// ([`MAX_CONCURRENT_REQUESTS`] per connection, [`REQUEST_TIMEOUT`]) until
+/// `shutdown`.
+pub async fn serve_routes(
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .concurrency_limit_per_connection(MAX_CONCURRENT_REQUESTS)
         .timeout(REQUEST_TIMEOUT)
-        .add_service(health_service)
-        .add_service(admin)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await
 }

@@ -23,7 +23,7 @@ pub mod store;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -46,12 +46,6 @@ pub const DIAL_TICK: Duration = Duration::from_secs(1);
 
 /// Dials in flight at once.
 pub const MAX_CONCURRENT_DIALS: usize = 8;
-
-/// How long a gateway may take to dial (TCP + handshake + Hello).
-pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// How long a gateway may take to answer any other command.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long `send` waits for the peer's service to acknowledge (finish).
 pub const SEND_ACK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,6 +160,9 @@ pub enum PoolError {
     /// A gateway refused the command.
     #[error("gateway: {0}")]
     Gateway(String),
+    /// Finding a peer by address through the DHT failed.
+    #[error(transparent)]
+    Discovery(#[from] skywire_dht::DhtError),
 }
 
 /// Pool settings.
@@ -237,12 +234,9 @@ fn same_connection(a: &pb::Peer, b: &pb::Peer) -> bool {
     a.gateway == b.gateway && a.connection == b.connection
 }
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch, as the store's columns hold them.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    i64::try_from(skywire_record::now_ms()).unwrap_or(i64::MAX)
 }
 
 /// The Skycoin address of a node id.
@@ -253,6 +247,18 @@ fn address_of(node_id: &[u8; 33]) -> Result<String, PoolError> {
             input: hex::encode(node_id),
             reason: e.to_string(),
         })
+}
+
+/// A failed [`ServiceHost`] command as the pool reports it: a bus failure
+/// (no gateway, timeout) stays [`PoolError::Bus`]; whatever the gateway
+/// answered is [`PoolError::Gateway`].
+fn host_error(error: HostError) -> PoolError {
+    match error {
+        HostError::Bus(e) => PoolError::Bus(e),
+        HostError::Dial(message) => PoolError::Gateway(message),
+        HostError::Malformed(message) => PoolError::Gateway(format!("malformed reply: {message}")),
+        other => PoolError::Host(other),
+    }
 }
 
 impl Pool {
@@ -352,7 +358,7 @@ impl Pool {
         let services: Vec<String> = peer
             .services
             .iter()
-            .filter(|s| subjects::valid_service_name(s))
+            .filter(|s| skywire_proto::service_name::is_valid(s))
             .take(store::MAX_SERVICES)
             .cloned()
             .collect();
@@ -364,7 +370,7 @@ impl Pool {
         let Ok(address) = address_of(&node_id) else {
             return;
         };
-        if event.refresh && self.is_connected(&node_id, &peer) {
+        if event.refresh && self.refreshed(&node_id, &peer) {
             return;
         }
         if let Err(e) = self
@@ -438,11 +444,20 @@ impl Pool {
         true
     }
 
-    /// Whether this very connection is known.
-    fn is_connected(&self, node_id: &[u8; 33], peer: &pb::Peer) -> bool {
-        lock(&self.inner.connected)
-            .get(node_id)
-            .is_some_and(|connections| connections.iter().any(|p| same_connection(p, peer)))
+    /// If this very connection is known, takes in what a refresh says of
+    /// it now (whether it is still transient, say) and returns true.
+    fn refreshed(&self, node_id: &[u8; 33], peer: &pb::Peer) -> bool {
+        let mut connected = lock(&self.inner.connected);
+        let known = connected
+            .get_mut(node_id)
+            .and_then(|connections| connections.iter_mut().find(|p| same_connection(p, peer)));
+        match known {
+            Some(known) => {
+                known.clone_from(peer);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Forgets the connections of a gateway replica that stopped sending
@@ -489,12 +504,17 @@ impl Pool {
             .await?;
         let mut outbound = lock(&self.inner.connected)
             .values()
-            .filter(|connections| connections.iter().any(|p| !p.inbound))
+            .filter(|connections| connections.iter().any(|p| !p.inbound && !p.transient))
             .count()
             + lock(&self.inner.dialing).len();
         for candidate in candidates {
             let node_id = candidate.node_id;
-            if lock(&self.inner.connected).contains_key(&node_id)
+            // A transient connection (another service's short exchange)
+            // is dialed all the same: the dial keeps it.
+            let kept = lock(&self.inner.connected)
+                .get(&node_id)
+                .is_some_and(|connections| connections.iter().any(|p| !p.transient));
+            if kept
                 || lock(&self.inner.retry_at)
                     .get(&node_id)
                     .is_some_and(|at| *at > now)
@@ -535,9 +555,9 @@ impl Pool {
             let Ok(addr) = endpoint.parse::<SocketAddr>() else {
                 continue;
             };
-            match self.gateway_dial(&peer.node_id, addr).await {
+            match self.inner.host.dial(&peer.node_id, addr).await {
                 Ok(_) => return,
-                Err(e) => last_error = e.to_string(),
+                Err(e) => last_error = host_error(e).to_string(),
             }
         }
         let failures = store
@@ -549,60 +569,9 @@ impl Pool {
         tracing::info!(address = %peer.address, failures, ?wait, error = %last_error, "dial failed");
     }
 
-    /// Asks one gateway replica to dial.
-    async fn gateway_dial(
-        &self,
-        node_id: &[u8; 33],
-        addr: SocketAddr,
-    ) -> Result<pb::Peer, PoolError> {
-        let command = Command::Dial(pb::Dial {
-            node_id: Bytes::copy_from_slice(node_id),
-            addr: addr.to_string(),
-        });
-        let reply = self
-            .request(subjects::GATEWAY_ANY_CMD, command, DIAL_TIMEOUT)
-            .await?;
-        reply
-            .peer
-            .ok_or_else(|| PoolError::Gateway("dial answered without a peer".into()))
-    }
-
-    async fn request(
-        &self,
-        subject: &str,
-        command: Command,
-        timeout: Duration,
-    ) -> Result<pb::CommandReply, PoolError> {
-        let command = pb::GatewayCommand {
-            command: Some(command),
-        };
-        let reply = self
-            .inner
-            .bus
-            .request(subject, Bytes::from(command.encode_to_vec()), timeout)
-            .await?;
-        let reply = pb::CommandReply::decode(reply.payload)
-            .map_err(|e| PoolError::Gateway(format!("malformed reply: {e}")))?;
-        if reply.error.is_empty() {
-            Ok(reply)
-        } else {
-            Err(PoolError::Gateway(reply.error))
-        }
-    }
-
     /// Sends a command to every gateway replica (no answer awaited).
     async fn broadcast(&self, command: Command) -> Result<(), PoolError> {
-        let command = pb::GatewayCommand {
-            command: Some(command),
-        };
-        self.inner
-            .bus
-            .publish(
-                subjects::GATEWAY_ALL_CMD,
-                Bytes::from(command.encode_to_vec()),
-            )
-            .await?;
-        Ok(())
+        self.inner.host.broadcast(command).await.map_err(host_error)
     }
 
     fn spawn_ban_rebroadcast(&self) {
@@ -643,7 +612,30 @@ impl Pool {
             .add(node_id, &address, Some(&addr.to_string()), true)
             .await?;
         lock(&self.inner.retry_at).remove(node_id);
-        self.gateway_dial(node_id, addr).await
+        self.inner
+            .host
+            .dial(node_id, addr)
+            .await
+            .map_err(host_error)
+    }
+
+    /// Connects to the node with `address`, found through the DHT (the
+    /// endpoints of its record, in order), and keeps it connected from then
+    /// on, as [`Pool::dial`].
+    pub async fn dial_address(&self, address: &Address) -> Result<pb::Peer, PoolError> {
+        let record = skywire_dht::api::resolve_on_bus(&self.inner.bus, address).await?;
+        let node_id = record.node_id().to_bytes();
+        let mut last = PoolError::InvalidPeer {
+            input: address.to_string(),
+            reason: "its record lists no endpoint".into(),
+        };
+        for endpoint in record.endpoints() {
+            match self.dial(&node_id, *endpoint).await {
+                Ok(peer) => return Ok(peer),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// Closes the connection to `node_id` (GoAway on whichever replica holds
@@ -654,6 +646,7 @@ impl Pool {
         self.broadcast(Command::Disconnect(pb::Disconnect {
             node_id: Bytes::copy_from_slice(node_id),
             message: "disconnected by the operator".into(),
+            if_transient: false,
         }))
         .await
     }
@@ -686,6 +679,14 @@ impl Pool {
             node_id: Bytes::copy_from_slice(node_id),
         }))
         .await
+    }
+
+    /// The peers connected now: one connection each (the latest announced).
+    pub fn connected(&self) -> Vec<pb::Peer> {
+        lock(&self.inner.connected)
+            .values()
+            .filter_map(|connections| connections.first().cloned())
+            .collect()
     }
 
     /// Every stored peer (best first), with its connection if connected.

@@ -221,7 +221,7 @@ impl PeerStore {
             check_endpoint(endpoint)?;
         }
         let max_peers = self.max_peers;
-        write_tx!(&self.db, |q, conn| {
+        skywire_db::write_tx!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
             q::ensure_peer(conn, node_id, address, max_peers).await?;
             if keep {
                 q::set_keep(conn, node_id, true).await?;
@@ -267,7 +267,7 @@ impl PeerStore {
         let services = encode_services(services)?;
         check_text("user_agent", user_agent, MAX_USER_AGENT_LEN)?;
         let max_peers = self.max_peers;
-        write_tx!(&self.db, |q, conn| {
+        skywire_db::write_tx!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
             q::ensure_peer(conn, node_id, address, max_peers).await?;
             q::record_connection(conn, node_id, &services, user_agent, now_ms).await?;
             // The first endpoint given ends up the most recent.
@@ -284,8 +284,10 @@ impl PeerStore {
     /// consecutive failures now; [`StoreError::NotFound`] if the peer is
     /// unknown.
     pub async fn dial_failed(&self, node_id: &[u8; 33], now_ms: i64) -> Result<u32, StoreError> {
-        let failures = with_conn!(&self.db, |q, conn| q::dial_failed(conn, node_id, now_ms)
-            .await)?;
+        let failures =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::dial_failed(conn, node_id, now_ms).await
+            })?;
         let failures = failures.ok_or_else(|| not_found(node_id))?;
         u32::try_from(failures).map_err(|_| StoreError::Corrupt {
             field: "failures".to_owned(),
@@ -297,9 +299,10 @@ impl PeerStore {
     /// [`PeerStore::connected`] or [`PeerStore::dial_failed`]);
     /// [`StoreError::NotFound`] if the peer is unknown.
     pub async fn dial_attempted(&self, node_id: &[u8; 33], now_ms: i64) -> Result<(), StoreError> {
-        let updated = with_conn!(&self.db, |q, conn| {
-            q::dial_attempted(conn, node_id, now_ms).await
-        })?;
+        let updated =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::dial_attempted(conn, node_id, now_ms).await
+            })?;
         if updated {
             Ok(())
         } else {
@@ -309,7 +312,10 @@ impl PeerStore {
 
     /// The peer with this node id, if stored.
     pub async fn get(&self, node_id: &[u8; 33]) -> Result<Option<StoredPeer>, StoreError> {
-        let rows = with_conn!(&self.db, |q, conn| q::get(conn, node_id).await)?;
+        let rows =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::get(conn, node_id).await
+            })?;
         Ok(group_rows(rows)?.into_iter().next())
     }
 
@@ -319,7 +325,10 @@ impl PeerStore {
         if address.len() > MAX_ADDRESS_LEN {
             return Ok(None);
         }
-        let rows = with_conn!(&self.db, |q, conn| q::by_address(conn, address).await)?;
+        let rows =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::by_address(conn, address).await
+            })?;
         Ok(group_rows(rows)?.into_iter().next())
     }
 
@@ -327,7 +336,10 @@ impl PeerStore {
     /// then most recently seen.
     pub async fn list(&self, limit: u32) -> Result<Vec<StoredPeer>, StoreError> {
         let limit = i64::from(limit.min(MAX_LIST_LIMIT));
-        let rows = with_conn!(&self.db, |q, conn| q::list(conn, limit).await)?;
+        let rows =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::list(conn, limit).await
+            })?;
         group_rows(rows)
     }
 
@@ -344,7 +356,7 @@ impl PeerStore {
         check_address(address)?;
         check_text("ban_reason", reason, MAX_BAN_REASON_LEN)?;
         let max_peers = self.max_peers;
-        write_tx!(&self.db, |q, conn| {
+        skywire_db::write_tx!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
             q::ensure_peer(conn, node_id, address, max_peers).await?;
             q::ban(conn, node_id, until_ms, reason).await?;
             Ok::<_, StoreError>(())
@@ -353,7 +365,9 @@ impl PeerStore {
 
     /// Lifts the peer's ban, expired or not. Returns whether it had one.
     pub async fn unban(&self, node_id: &[u8; 33]) -> Result<bool, StoreError> {
-        with_conn!(&self.db, |q, conn| q::unban(conn, node_id).await)
+        skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+            q::unban(conn, node_id).await
+        })
     }
 
     /// The bans in force at `now_ms` (ending after it): node id, until when
@@ -363,7 +377,10 @@ impl PeerStore {
         &self,
         now_ms: i64,
     ) -> Result<Vec<([u8; 33], i64, String)>, StoreError> {
-        let rows = with_conn!(&self.db, |q, conn| q::active_bans(conn, now_ms).await)?;
+        let rows =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::active_bans(conn, now_ms).await
+            })?;
         rows.into_iter()
             .map(|(node_id, until, reason)| {
                 Ok((
@@ -378,7 +395,9 @@ impl PeerStore {
     /// Sets or clears the peer's `keep` flag. Returns whether the peer is
     /// stored (nothing happens otherwise).
     pub async fn set_keep(&self, node_id: &[u8; 33], keep: bool) -> Result<bool, StoreError> {
-        with_conn!(&self.db, |q, conn| q::set_keep(conn, node_id, keep).await)
+        skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+            q::set_keep(conn, node_id, keep).await
+        })
     }
 
     /// Up to `limit` peers (at most [`MAX_LIST_LIMIT`]) worth dialing at
@@ -392,9 +411,10 @@ impl PeerStore {
         limit: u32,
     ) -> Result<Vec<StoredPeer>, StoreError> {
         let limit = i64::from(limit.min(MAX_LIST_LIMIT));
-        let rows = with_conn!(&self.db, |q, conn| {
-            q::dial_candidates(conn, now_ms, limit).await
-        })?;
+        let rows =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::dial_candidates(conn, now_ms, limit).await
+            })?;
         group_rows(rows)
     }
 
@@ -408,80 +428,23 @@ impl PeerStore {
         older_than_ms: i64,
         max_failures: u32,
     ) -> Result<u64, StoreError> {
-        with_conn!(&self.db, |q, conn| {
+        skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
             q::forget_stale(conn, older_than_ms, i64::from(max_failures)).await
         })
     }
 
     /// How many peers are stored.
     pub async fn count(&self) -> Result<u64, StoreError> {
-        let count = with_conn!(&self.db, |q, conn| q::count(conn).await)?;
+        let count =
+            skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
+                q::count(conn).await
+            })?;
         u64::try_from(count).map_err(|_| StoreError::Corrupt {
             field: "count".to_owned(),
             reason: format!("{count} rows"),
         })
     }
 }
-
-/// Runs `$body` in a write transaction on `$db`, with `$q` naming the
-/// backend's query module and `$conn` its connection; commits if the body
-/// returns `Ok`, rolls back otherwise.
-macro_rules! write_tx {
-    ($db:expr, |$q:ident, $conn:ident| $body:expr) => {
-        match $db {
-            Db::Sqlite(pool) => {
-                // IMMEDIATE takes the write lock now: a deferred transaction
-                // that read first could not upgrade while another writes, and
-                // would fail instead of waiting out the busy timeout.
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let out = {
-                    use sqlite_queries as $q;
-                    let $conn: &mut sqlx::SqliteConnection = &mut tx;
-                    $body
-                }?;
-                tx.commit().await?;
-                Ok(out)
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let out = {
-                    use postgres_queries as $q;
-                    let $conn: &mut sqlx::PgConnection = &mut tx;
-                    $body
-                }?;
-                tx.commit().await?;
-                Ok(out)
-            }
-        }
-    };
-}
-use write_tx;
-
-/// Runs `$body` (one statement, autocommitted) on a connection `$conn` from
-/// `$db`'s pool, with `$q` naming the backend's query module.
-macro_rules! with_conn {
-    ($db:expr, |$q:ident, $conn:ident| $body:expr) => {
-        match $db {
-            Db::Sqlite(pool) => match pool.acquire().await {
-                Ok(mut c) => {
-                    use sqlite_queries as $q;
-                    let $conn: &mut sqlx::SqliteConnection = &mut c;
-                    $body
-                }
-                Err(e) => Err(StoreError::from(e)),
-            },
-            Db::Postgres(pool) => match pool.acquire().await {
-                Ok(mut c) => {
-                    use postgres_queries as $q;
-                    let $conn: &mut sqlx::PgConnection = &mut c;
-                    $body
-                }
-                Err(e) => Err(StoreError::from(e)),
-            },
-        }
-    };
-}
-use with_conn;
 
 /// The `SELECT` for peers with their endpoints: `$inner` filters, orders and
 /// limits `pool_peers`; `$outer_order` repeats the order (each peer's rows

@@ -16,11 +16,20 @@ pub const GATEWAY_BIN: &str = env!("CARGO_BIN_EXE_skywire-gateway");
 /// The pool's own binary (`skywire serve pool` under its own name).
 pub const POOL_BIN: &str = env!("CARGO_BIN_EXE_skywire-pool");
 
+/// The DHT's own binary (`skywire serve dht` under its own name).
+pub const DHT_BIN: &str = env!("CARGO_BIN_EXE_skywire-dht");
+
 /// A running `skywire` child.
 pub struct Process {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every line received so far (the last [`MAX_HISTORY`]), for
+    /// [`Process::said`].
+    history: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
+
+/// Log lines a [`Process`] remembers for [`Process::said`].
+const MAX_HISTORY: usize = 10_000;
 
 impl Process {
     /// Starts `skywire ARGS` with `env` set, logging at info without color.
@@ -57,20 +66,47 @@ impl Process {
                 }
             }
         });
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            history: std::sync::Mutex::default(),
+        }
     }
 
-    /// Waits up to 10 s for a log line containing `needle`; returns it.
+    /// Waits up to 10 s for a new log line containing `needle` (lines
+    /// before it are passed over); returns it.
     pub fn wait_for(&self, needle: &str) -> String {
         loop {
             let line = self
                 .lines
                 .recv_timeout(Duration::from_secs(10))
                 .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            {
+                let mut history = self.history.lock().unwrap();
+                if history.len() >= MAX_HISTORY {
+                    history.pop_front();
+                }
+                history.push_back(line.clone());
+            }
             if line.contains(needle) {
                 return line;
             }
         }
+    }
+
+    /// Waits up to 10 s until the process has logged a line containing
+    /// `needle` at any point, even one an earlier wait passed over: for
+    /// states reached once whose line may come before others a test waits
+    /// for first.
+    pub fn said(&self, needle: &str) -> String {
+        let earlier = self
+            .history
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|line| line.contains(needle))
+            .cloned();
+        earlier.unwrap_or_else(|| self.wait_for(needle))
     }
 
     /// Waits for a line containing `needle` and returns the word after it.

@@ -346,10 +346,7 @@ fn address_of(key: &secp256k1::PublicKey) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
+    skywire_record::now_ms().try_into().unwrap()
 }
 
 #[tokio::test]
@@ -503,4 +500,80 @@ async fn malformed_admin_requests_get_clear_errors() {
     );
     pool.stop().await;
     remote.stop().await;
+}
+
+/// Whether the pool sees a connection to `node_id`, and if so whether it
+/// is transient.
+fn transient_state(pool: &skywire_pool::Pool, node_id: &[u8; 33]) -> Option<bool> {
+    pool.connected()
+        .into_iter()
+        .find(|p| p.node_id.as_ref() == node_id)
+        .map(|p| p.transient)
+}
+
+#[tokio::test]
+async fn a_transient_connection_is_no_pool_peer_until_kept_and_closes_only_while_transient() {
+    use skywire_proto::bus::v1::{Disconnect, gateway_command::Command};
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let (gateway, gateway_task) = infra.gateway(SecretKey::new(&mut rand::rng())).await;
+        // Dials nothing of its own accord.
+        let pool = infra.pool(0).await;
+        let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+        let node_id = remote.public_key().serialize();
+        let addr = remote.handle.local_addr();
+        let let_go = |if_transient: bool| {
+            Command::Disconnect(Disconnect {
+                node_id: bytes::Bytes::copy_from_slice(&node_id),
+                message: "done".into(),
+                if_transient,
+            })
+        };
+        let state = &pool.pool;
+
+        // A transient dial: the pool sees the connection, marked transient;
+        // letting it go closes it.
+        let peer = pool.host.dial_transient(&node_id, addr).await.unwrap();
+        assert!(peer.transient, "{mode:?}");
+        eventually("transient connection seen", || async move {
+            transient_state(state, &node_id) == Some(true)
+        })
+        .await;
+        pool.host.broadcast(let_go(true)).await.unwrap();
+        eventually("transient connection closed", || async move {
+            transient_state(state, &node_id).is_none()
+        })
+        .await;
+
+        // Transient again, then kept by a plain dial: letting go of it as
+        // transient leaves it open; a plain disconnect closes it.
+        pool.host.dial_transient(&node_id, addr).await.unwrap();
+        eventually("transient again", || async move {
+            transient_state(state, &node_id) == Some(true)
+        })
+        .await;
+        let kept = pool.host.dial(&node_id, addr).await.unwrap();
+        assert!(!kept.transient, "{mode:?}");
+        eventually("the pool sees it kept", || async move {
+            transient_state(state, &node_id) == Some(false)
+        })
+        .await;
+        pool.host.broadcast(let_go(true)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(
+            transient_state(state, &node_id),
+            Some(false),
+            "{mode:?}: kept, yet closed"
+        );
+        pool.host.broadcast(let_go(false)).await.unwrap();
+        eventually("closed by a plain disconnect", || async move {
+            transient_state(state, &node_id).is_none()
+        })
+        .await;
+
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+        remote.stop().await;
+    }
 }

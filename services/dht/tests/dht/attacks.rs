@@ -1,0 +1,353 @@
+//! A malicious node speaking `dht/1` by hand (a plain SWP/1 node with its
+//! own `dht/1` service and client), against honest nodes: bad records in
+//! answers, floods of bogus contacts, request floods, puts of records that
+//! are not the sender's. None of it may reach a routing table or stop
+//! honest lookups.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message as _;
+use skywire_dht::Key;
+use skywire_identity::Keypair;
+use skywire_proto::dht::v1 as pb;
+use skywire_record::{NodeRecord, now_ms};
+use skywire_wire::{Channel, Connection, Node, NodeConfig, NodeHandle, Service};
+
+use crate::helpers::{TestNode, next_ip};
+
+/// A record of a fresh key at an address where nothing listens.
+fn bogus_record(i: u32) -> pb::NodeRecord {
+    let [_, _, hi, lo] = i.to_be_bytes();
+    let endpoint = SocketAddr::from((Ipv4Addr::new(127, 200 + (hi % 50), lo, 9), 9));
+    NodeRecord::sign(&Keypair::generate(), vec![endpoint], vec![], 1, now_ms())
+        .unwrap()
+        .to_proto()
+}
+
+/// How the attacker answers each `dht/1` request (after Ping, which it
+/// answers honestly so that it gets into tables).
+type Answer = Arc<dyn Fn(u32) -> pb::Response + Send + Sync>;
+
+/// The malicious node.
+pub(crate) struct Attacker {
+    pub(crate) key: Keypair,
+    pub(crate) handle: NodeHandle,
+    pub(crate) record: NodeRecord,
+    /// Requests it answered with `Answer` (all but Ping).
+    pub(crate) answered: Arc<std::sync::atomic::AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Attacker {
+    async fn start(answer: Answer) -> Self {
+        let key = Keypair::generate();
+        let secret = secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).unwrap();
+        let listen = SocketAddr::from((next_ip(), 0));
+        let config = NodeConfig {
+            connection: skywire_gateway::testing::connection_config(secret),
+            listen,
+            max_connections: 100,
+        };
+        // The record needs the port: bind first, then sign.
+        let record_cell: Arc<std::sync::OnceLock<NodeRecord>> = Arc::default();
+        let cell = record_cell.clone();
+        let counter = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let answered = counter.clone();
+        let service: Service = Arc::new(move |mut channel: Channel| {
+            let (cell, answer, counter) = (cell.clone(), answer.clone(), counter.clone());
+            Box::pin(async move {
+                while let Ok(Some(message)) = channel.recv().await {
+                    let request = pb::Request::decode(message).unwrap();
+                    let response = match request.body {
+                        Some(pb::request::Body::Ping(_)) => pb::Response {
+                            body: Some(pb::response::Body::Pong(pb::Pong {
+                                record: cell.get().map(NodeRecord::to_proto),
+                            })),
+                        },
+                        _ => answer(counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+                    };
+                    if channel
+                        .send(Bytes::from(response.encode_to_vec()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        });
+        let node = Node::bind(config, [("dht/1".to_string(), service)])
+            .await
+            .unwrap();
+        let handle = node.handle();
+        let record =
+            NodeRecord::sign(&key, vec![handle.local_addr()], vec![], 1, now_ms()).unwrap();
+        record_cell.set(record.clone()).unwrap();
+        Self {
+            key,
+            handle,
+            record,
+            answered,
+            task: tokio::spawn(node.run()),
+        }
+    }
+
+    /// A `dht/1` client connection to `node`.
+    async fn connect(&self, node: &TestNode) -> Connection {
+        let key = secp256k1::PublicKey::from_slice(&node.key.public_key().to_bytes()).unwrap();
+        self.handle.connect(node.addr, &key).await.unwrap()
+    }
+
+    async fn stop(self) {
+        self.handle.shutdown();
+        self.task.await.unwrap();
+    }
+}
+
+fn nodes(list: Vec<pb::NodeRecord>) -> pb::Response {
+    pb::Response {
+        body: Some(pb::response::Body::Nodes(pb::Nodes { nodes: list })),
+    }
+}
+
+/// Sends one request on `channel` and decodes the answer.
+async fn ask(channel: &mut Channel, request: pb::Request) -> pb::Response {
+    channel
+        .send(Bytes::from(request.encode_to_vec()))
+        .await
+        .unwrap();
+    let answer = channel.recv().await.unwrap().unwrap();
+    pb::Response::decode(answer).unwrap()
+}
+
+fn error_code(response: &pb::Response) -> Option<pb::error::Code> {
+    match &response.body {
+        Some(pb::response::Body::Error(e)) => Some(e.code()),
+        _ => None,
+    }
+}
+
+/// An attacker in a victim's bootstrap list answers every lookup request
+/// with something bad, in turn: a record forged for an honest node's id,
+/// 21 records, an expired record, an unsigned one, a list of 5000 bogus
+/// records, and 20 validly signed records of nodes that do not exist (fresh
+/// ones each time, thousands over the test). The victim's table holds no
+/// bogus node, and it still resolves the honest node.
+#[tokio::test]
+async fn bad_answers_poison_no_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestNode::join(dir.path(), &[]).await;
+    let c = TestNode::join(dir.path(), &[&b]).await;
+    let c_record = c.dht.record().to_proto();
+    let answer: Answer = Arc::new(move |n| match n % 6 {
+        0 => {
+            // C's id, signed by someone else.
+            let mut forged = NodeRecord::sign(
+                &Keypair::generate(),
+                vec![SocketAddr::from(([127, 250, 0, 1], 1))],
+                vec![],
+                c_record.seq + 1,
+                now_ms(),
+            )
+            .unwrap()
+            .to_proto();
+            forged.node_id = c_record.node_id.clone();
+            nodes(vec![forged])
+        }
+        1 => nodes((0..21).map(|i| bogus_record(n * 100 + i)).collect()),
+        2 => {
+            let key = Keypair::generate();
+            let old = now_ms() - skywire_record::RECORD_TTL_MS - 1;
+            nodes(vec![
+                NodeRecord::sign(
+                    &key,
+                    vec![SocketAddr::from(([127, 251, 0, 1], 1))],
+                    vec![],
+                    1,
+                    old,
+                )
+                .unwrap()
+                .to_proto(),
+            ])
+        }
+        3 => {
+            let mut unsigned = bogus_record(n);
+            unsigned.signature = Bytes::new();
+            nodes(vec![unsigned])
+        }
+        4 => {
+            let one = bogus_record(n);
+            nodes(vec![one; 5000])
+        }
+        _ => nodes((0..20).map(|i| bogus_record(n * 100 + i)).collect()),
+    });
+    let m = Attacker::start(answer).await;
+    let victim = TestNode::start_with(
+        Keypair::generate(),
+        next_ip(),
+        dir.path().join("victim.db"),
+        vec![
+            (m.key.public_key(), m.handle.local_addr()),
+            (b.key.public_key(), b.addr),
+        ],
+    )
+    .await;
+    victim.joined().await;
+    // Lookups of addresses nobody has ask every node in the table, the
+    // attacker too, as long as it stays there.
+    for _ in 0..6 {
+        let nobody = Keypair::generate().address();
+        assert!(victim.dht.resolve(&nobody).await.is_err());
+    }
+    let answered = m.answered.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(answered >= 2, "the attacker was asked {answered} times");
+    // Each bad answer counts as a failure: the attacker is dropped.
+    assert!(
+        victim
+            .dht
+            .closest(&Key::of_node(&m.key.public_key()), 1000)
+            .iter()
+            .all(|c| *c.key() != Key::of_node(&m.key.public_key())),
+        "the attacker is still in the table"
+    );
+    let record = victim.dht.resolve(&c.key.address()).await.unwrap();
+    assert_eq!(record.endpoints(), &[c.addr]);
+    // Only real, reachable nodes; never a bogus one.
+    let honest = [
+        Key::of_node(&b.key.public_key()),
+        Key::of_node(&c.key.public_key()),
+        Key::of_node(&m.key.public_key()),
+    ];
+    let table = victim.dht.closest(&Key::of_node(&c.key.public_key()), 1000);
+    assert!(!table.is_empty());
+    for contact in &table {
+        assert!(honest.contains(contact.key()), "bogus contact {contact:?}");
+    }
+    // And the forged record never replaced C's real one anywhere.
+    let record = b.dht.resolve(&c.key.address()).await.unwrap();
+    assert_eq!(record.endpoints(), &[c.addr]);
+
+    victim.stop().await;
+    m.stop().await;
+    c.stop().await;
+    b.stop().await;
+}
+
+/// A peer flooding FIND requests gets `RATE_LIMITED` after the per-peer
+/// budget, and the node keeps answering others.
+#[tokio::test]
+async fn a_find_flood_is_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestNode::join(dir.path(), &[]).await;
+    let m = Attacker::start(Arc::new(|_| nodes(Vec::new()))).await;
+    let conn = m.connect(&b).await;
+    let mut channel = conn.open("dht/1", 6).await.unwrap();
+    let find = pb::Request {
+        sender: None,
+        body: Some(pb::request::Body::FindNode(pb::FindNode {
+            target: Bytes::from(vec![7u8; 20]),
+        })),
+    };
+    let limit = usize::try_from(skywire_dht::service::REQUESTS_PER_PEER).unwrap();
+    for i in 0..limit {
+        let answer = ask(&mut channel, find.clone()).await;
+        assert!(
+            error_code(&answer).is_none(),
+            "request {i} refused: {answer:?}"
+        );
+    }
+    let answer = ask(&mut channel, find.clone()).await;
+    assert_eq!(error_code(&answer), Some(pb::error::Code::RateLimited));
+    // The channel is closed after the refusal.
+    assert!(matches!(channel.recv().await, Ok(None) | Err(_)));
+
+    // Honest nodes are served meanwhile.
+    let c = TestNode::join(dir.path(), &[&b]).await;
+    let a = TestNode::join(dir.path(), &[&b]).await;
+    assert_eq!(
+        a.dht.resolve(&c.key.address()).await.unwrap().endpoints(),
+        &[c.addr]
+    );
+
+    for node in [a, b, c] {
+        node.stop().await;
+    }
+    m.stop().await;
+}
+
+/// Requests with bad records are refused with `BAD_REQUEST`: a put of
+/// another node's record, an unsigned or expired sender record, a bad key;
+/// a replayed older record of the sender's own is refused once a newer one
+/// is held.
+#[tokio::test]
+async fn bad_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = TestNode::join(dir.path(), &[]).await;
+    let c = TestNode::join(dir.path(), &[&b]).await;
+    let m = Attacker::start(Arc::new(|_| nodes(Vec::new()))).await;
+    let conn = m.connect(&b).await;
+    let put = |sender: pb::NodeRecord| pb::Request {
+        sender: Some(sender),
+        body: Some(pb::request::Body::PutRecord(pb::PutRecord {})),
+    };
+    let mut channel = conn.open("dht/1", 6).await.unwrap();
+
+    // C's genuine record, put by M.
+    let answer = ask(&mut channel, put(c.dht.record().to_proto())).await;
+    assert_eq!(error_code(&answer), Some(pb::error::Code::BadRequest));
+    // Unsigned and expired sender records.
+    let mut unsigned = m.record.to_proto();
+    unsigned.signature = Bytes::new();
+    let mut channel = conn.open("dht/1", 6).await.unwrap();
+    assert_eq!(
+        error_code(&ask(&mut channel, put(unsigned)).await),
+        Some(pb::error::Code::BadRequest)
+    );
+    let old = now_ms() - skywire_record::RECORD_TTL_MS - 1;
+    let expired = NodeRecord::sign(&m.key, vec![m.handle.local_addr()], vec![], 9, old)
+        .unwrap()
+        .to_proto();
+    let mut channel = conn.open("dht/1", 6).await.unwrap();
+    assert_eq!(
+        error_code(&ask(&mut channel, put(expired)).await),
+        Some(pb::error::Code::BadRequest)
+    );
+    // A 19-byte key.
+    let mut channel = conn.open("dht/1", 6).await.unwrap();
+    let short = pb::Request {
+        sender: None,
+        body: Some(pb::request::Body::GetRecord(pb::GetRecord {
+            key: Bytes::from(vec![1u8; 19]),
+        })),
+    };
+    assert_eq!(
+        error_code(&ask(&mut channel, short).await),
+        Some(pb::error::Code::BadRequest)
+    );
+    // M's own records: seq 5 stored, then seq 4 replayed.
+    let sign = |seq| {
+        NodeRecord::sign(&m.key, vec![m.handle.local_addr()], vec![], seq, now_ms())
+            .unwrap()
+            .to_proto()
+    };
+    let mut channel = conn.open("dht/1", 6).await.unwrap();
+    assert!(matches!(
+        ask(&mut channel, put(sign(5))).await.body,
+        Some(pb::response::Body::Stored(_))
+    ));
+    let mut channel = conn.open("dht/1", 6).await.unwrap();
+    assert_eq!(
+        error_code(&ask(&mut channel, put(sign(4))).await),
+        Some(pb::error::Code::BadRequest)
+    );
+    // B still holds seq 5 for M.
+    let record = b.dht.resolve(&m.key.address()).await.unwrap();
+    assert_eq!(record.seq(), 5);
+
+    m.stop().await;
+    for node in [b, c] {
+        node.stop().await;
+    }
+}
