@@ -47,3 +47,46 @@ pub fn test_redis_url() -> String {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand::random::<u64>())
 }
+
+/// Starts a gateway for tests on its own task: replica `id`, node key
+/// `secret`, listening on `listen` (port 0: any) for up to
+/// `max_connections`, on `bus` with `presence` and `kv`. Per-IP limits are
+/// off for loopback, where every test connects from (they have tests of
+/// their own).
+///
+/// # Panics
+///
+/// If it cannot bind.
+pub async fn start_gateway(
+    id: &str,
+    secret: secp256k1::SecretKey,
+    listen: std::net::SocketAddr,
+    max_connections: usize,
+    bus: &skywire_bus::Bus,
+    presence: &skywire_kv::presence::Presence,
+    kv: &skywire_kv::Kv,
+) -> (crate::GatewayHandle, tokio::task::JoinHandle<()>) {
+    let config = crate::GatewayConfig {
+        id: id.to_owned(),
+        node: skywire_wire::NodeConfig {
+            connection: connection_config(secret),
+            listen,
+            max_connections,
+        },
+        limits: crate::limits::IpLimitConfig {
+            exempt_loopback: true,
+            ..crate::limits::IpLimitConfig::default()
+        },
+    };
+    let gateway = crate::Gateway::bind(
+        config,
+        bus.clone(),
+        presence.clone(),
+        kv.clone(),
+        &crate::Metrics::new(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot bind the test gateway: {e}"));
+    let handle = gateway.handle();
+    (handle, tokio::spawn(gateway.run()))
+}

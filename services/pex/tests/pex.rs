@@ -20,9 +20,8 @@ use prost::Message as _;
 use skywire_bus::Bus;
 use skywire_db::Db;
 use skywire_dht::{Dht, DhtConfig};
-use skywire_gateway::limits::IpLimitConfig;
-use skywire_gateway::testing::{connection_config, init_logging};
-use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
+use skywire_gateway::GatewayHandle;
+use skywire_gateway::testing::{connection_config, init_logging, start_gateway};
 use skywire_identity::{Keypair, PublicKey};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
@@ -79,30 +78,17 @@ impl TestNode {
         let bus = Bus::local();
         let presence = Presence::new(kv.clone());
         let secret = secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).unwrap();
-        let config = GatewayConfig {
-            id: "gw".into(),
-            node: NodeConfig {
-                connection: connection_config(secret),
-                listen: SocketAddr::from((next_ip(), 0)),
-                max_connections: 64,
-            },
-            limits: IpLimitConfig {
-                exempt_loopback: true,
-                ..IpLimitConfig::default()
-            },
-        };
-        let gateway = Gateway::bind(
-            config,
-            bus.clone(),
-            presence.clone(),
-            kv.clone(),
-            &Metrics::new(),
+        let (handle, task) = start_gateway(
+            "gw",
+            secret,
+            SocketAddr::from((next_ip(), 0)),
+            64,
+            &bus,
+            &presence,
+            &kv,
         )
-        .await
-        .unwrap();
-        let handle = gateway.handle();
+        .await;
         let addr = handle.node().unwrap().local_addr();
-        let task = tokio::spawn(gateway.run());
         let db = Db::sqlite_file(&dir.join(format!("{}.db", key.address())))
             .await
             .unwrap();

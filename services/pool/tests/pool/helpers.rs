@@ -3,6 +3,7 @@
 //! embedded mode (in-process bus, memory, SQLite) or cluster mode (NATS,
 //! Redis, PostgreSQL).
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,12 +12,11 @@ use bytes::Bytes;
 use secp256k1::{PublicKey, SecretKey};
 use skywire_bus::Bus;
 use skywire_db::Db;
-use skywire_gateway::limits::IpLimitConfig;
+use skywire_gateway::GatewayHandle;
 pub(crate) use skywire_gateway::testing::{MODES, Mode};
 use skywire_gateway::testing::{
-    connection_config, init_logging, loopback_node, test_nats_url, test_redis_url, unique,
+    connection_config, init_logging, start_gateway, test_nats_url, test_redis_url, unique,
 };
-use skywire_gateway::{Gateway, GatewayConfig, GatewayHandle, Metrics};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
 use skywire_pool::store::PeerStore;
@@ -82,27 +82,16 @@ impl Infra {
         &self,
         secret_key: SecretKey,
     ) -> (GatewayHandle, tokio::task::JoinHandle<()>) {
-        let config = GatewayConfig {
-            id: unique("gw"),
-            node: loopback_node(connection_config(secret_key), 100),
-            // Every test connects from 127.0.0.1; per-IP limits have their
-            // own tests in the gateway crate.
-            limits: IpLimitConfig {
-                exempt_loopback: true,
-                ..IpLimitConfig::default()
-            },
-        };
-        let gateway = Gateway::bind(
-            config,
-            self.bus.clone(),
-            self.presence.clone(),
-            self.kv.clone(),
-            &Metrics::new(),
+        start_gateway(
+            &unique("gw"),
+            secret_key,
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            100,
+            &self.bus,
+            &self.presence,
+            &self.kv,
         )
         .await
-        .unwrap();
-        let handle = gateway.handle();
-        (handle, tokio::spawn(gateway.run()))
     }
 
     /// The pool with its admin endpoint; `outbound_peers` to keep.
