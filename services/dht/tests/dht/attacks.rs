@@ -351,3 +351,52 @@ async fn bad_requests_are_refused() {
         node.stop().await;
     }
 }
+
+/// A node that dialed the victim and advertises an endpoint on another IP
+/// is asked over its own connection when a lookup meets it, and is not
+/// admitted: nothing proved it listens where its record says.
+#[tokio::test]
+async fn a_node_that_dialed_in_is_not_admitted_at_an_endpoint_it_never_proved() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let m = Attacker::start(Arc::new(|_| nodes(Vec::new()))).await;
+    let elsewhere = SocketAddr::from(([127, 252, 0, 1], 9));
+    let m_record = NodeRecord::sign(&m.key, vec![elsewhere], vec![], 2, now_ms())
+        .unwrap()
+        .to_proto();
+    // The guide answers every lookup request with M's record.
+    let guide = Attacker::start(Arc::new(move |_| nodes(vec![m_record.clone()]))).await;
+    let victim = TestNode::start_with(
+        Keypair::generate(),
+        next_ip(),
+        dir.path().join("victim.db"),
+        vec![(guide.key.public_key(), guide.handle.local_addr())],
+    )
+    .await;
+    victim.joined().await;
+    // M dials the victim and keeps the connection; lookups then meet M
+    // through the guide and ask it over that connection.
+    let _held = m.connect(&victim).await;
+    let before = m.answered.load(Relaxed);
+    for _ in 0..3 {
+        let nobody = Keypair::generate().address();
+        assert!(victim.dht.resolve(&nobody).await.is_err());
+    }
+    assert!(
+        m.answered.load(Relaxed) > before,
+        "the lookups never asked M"
+    );
+    let m_key = Key::of_node(&m.key.public_key());
+    assert!(
+        victim
+            .dht
+            .closest(&m_key, 1000)
+            .iter()
+            .all(|c| *c.key() != m_key),
+        "M was admitted at an endpoint it never proved"
+    );
+
+    victim.stop().await;
+    guide.stop().await;
+    m.stop().await;
+}
