@@ -38,6 +38,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::store::{PeerStore, StoreError, StoredPeer};
 
+/// Stored endpoints [`Pool::dial_address`] tries before asking the DHT: the
+/// most recent ones; older ones are likelier stale, and each failure can
+/// cost a dial timeout.
+pub const STORED_ENDPOINTS_TRIED: usize = 2;
+
 /// Default number of outbound peers to keep.
 pub const DEFAULT_OUTBOUND_PEERS: usize = 8;
 
@@ -619,10 +624,27 @@ impl Pool {
             .map_err(host_error)
     }
 
-    /// Connects to the node with `address`, found through the DHT (the
-    /// endpoints of its record, in order), and keeps it connected from then
-    /// on, as [`Pool::dial`].
+    /// Connects to the node with `address` and keeps it connected from then
+    /// on, as [`Pool::dial`]: at the endpoints the store holds for it
+    /// (earlier connections, peer exchange; the [`STORED_ENDPOINTS_TRIED`]
+    /// most recent), else at those of its record, found through the DHT,
+    /// in order.
     pub async fn dial_address(&self, address: &Address) -> Result<pb::Peer, PoolError> {
+        if let Some(stored) = self.inner.store.by_address(&address.to_string()).await? {
+            let endpoints = stored
+                .endpoints
+                .iter()
+                .filter_map(|e| e.parse::<SocketAddr>().ok())
+                .take(STORED_ENDPOINTS_TRIED);
+            for endpoint in endpoints {
+                match self.dial(&stored.node_id, endpoint).await {
+                    Ok(peer) => return Ok(peer),
+                    Err(e) => {
+                        tracing::debug!(%address, %endpoint, error = %e, "stored endpoint failed")
+                    }
+                }
+            }
+        }
         let record = skywire_dht::api::resolve_on_bus(&self.inner.bus, address).await?;
         let node_id = record.node_id().to_bytes();
         let mut last = PoolError::InvalidPeer {

@@ -577,3 +577,36 @@ async fn a_transient_connection_is_no_pool_peer_until_kept_and_closes_only_while
         remote.stop().await;
     }
 }
+
+#[tokio::test]
+async fn dialing_by_address_uses_the_endpoints_the_store_holds_before_the_dht() {
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let (gateway, gateway_task) = infra.gateway(SecretKey::new(&mut rand::rng())).await;
+        let pool = infra.pool(0).await;
+        let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+        let address: skywire_identity::Address = remote.address().parse().unwrap();
+        let node_id = remote.public_key().serialize();
+        // No DHT runs here: an address nothing stored is not found.
+        assert!(pool.pool.dial_address(&address).await.is_err(), "{mode:?}");
+        // Learned (say, by peer exchange): a stale endpoint, then the live one.
+        let store = pool.pool.store();
+        let live = remote.handle.local_addr().to_string();
+        store
+            .add(&node_id, &remote.address(), Some("127.0.0.1:9"), false)
+            .await
+            .unwrap();
+        store
+            .add(&node_id, &remote.address(), Some(&live), false)
+            .await
+            .unwrap();
+        let peer = pool.pool.dial_address(&address).await.unwrap();
+        assert_eq!(peer.address, remote.address(), "{mode:?}");
+        assert_eq!(peer.remote_addr, live, "{mode:?}");
+
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+        remote.stop().await;
+    }
+}
