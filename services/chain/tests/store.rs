@@ -1,0 +1,968 @@
+//! The chain store against real databases: every scenario runs on a fresh
+//! SQLite file and on a fresh PostgreSQL database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use skywire_chain::store::{Balance, ChainStore, Head, MAX_BATCH, MAX_BLOCKS_PER_CALL, StoreError};
+use skywire_coin::{
+    Block, BlockBody, BlockHeader, Encode, Hash, Output, SignedBlock, Transaction, UxHash, UxOut,
+    create_unspents, sha256,
+};
+use skywire_db::Db;
+use skywire_identity::{Address, Keypair};
+
+/// Genesis time (Skycoin mainnet's).
+const T0: u64 = 1_426_562_704;
+/// Droplets per coin.
+const COIN: u64 = 1_000_000;
+/// The genesis output's coins (and hours): 100 million coins.
+const SUPPLY: u64 = 100_000_000 * COIN;
+
+fn key(n: u8) -> Keypair {
+    Keypair::from_secret_bytes(&[n; 32]).unwrap()
+}
+
+/// The chain's key.
+fn chain_key() -> Keypair {
+    key(1)
+}
+
+/// Users.
+fn alice() -> Keypair {
+    key(2)
+}
+fn bob() -> Keypair {
+    key(3)
+}
+fn carol() -> Keypair {
+    key(4)
+}
+
+/// A block with what applying it takes.
+#[derive(Clone)]
+struct Next {
+    block: SignedBlock,
+    spent: Vec<Hash>,
+    created: Vec<UxOut>,
+    ux_after: UxHash,
+}
+
+/// The chain as the tests expect the store to hold it.
+#[derive(Clone, Default)]
+struct Model {
+    blocks: Vec<SignedBlock>,
+    ux_hash: UxHash,
+    unspent: HashMap<Hash, UxOut>,
+}
+
+impl Model {
+    /// The genesis block, giving [`SUPPLY`] to Alice.
+    fn genesis(&self) -> Next {
+        let block = Block::genesis(alice().address(), SUPPLY, T0).sign_block(&chain_key());
+        self.complete(block)
+    }
+
+    /// The block after the head with `transactions`, `dt` seconds later.
+    fn next(&self, transactions: Vec<Transaction>, dt: u64) -> Next {
+        let head = &self.blocks.last().expect("genesis first").block.header;
+        let body = BlockBody { transactions };
+        let block = Block::next(head, self.ux_hash.hash(), head.time + dt, 0, body).unwrap();
+        self.complete(block.sign_block(&chain_key()))
+    }
+
+    /// What applying `block` on the model spends and creates.
+    fn complete(&self, block: SignedBlock) -> Next {
+        let header = &block.block.header;
+        let mut spent = Vec::new();
+        let mut created = Vec::new();
+        for tx in &block.block.body.transactions {
+            spent.extend(tx.inputs.iter().copied());
+            created.extend(create_unspents(header, tx));
+        }
+        let mut ux_after = self.ux_hash;
+        for id in &spent {
+            if let Some(ux) = self.unspent.get(id) {
+                ux_after.xor(&ux.snapshot_hash());
+            }
+        }
+        for ux in &created {
+            ux_after.xor(&ux.snapshot_hash());
+        }
+        Next {
+            block,
+            spent,
+            created,
+            ux_after,
+        }
+    }
+
+    fn commit(&mut self, next: &Next) {
+        for id in &next.spent {
+            self.unspent.remove(id).expect("spends an unspent output");
+        }
+        for ux in &next.created {
+            self.unspent.insert(ux.hash(), *ux);
+        }
+        self.ux_hash = next.ux_after;
+        self.blocks.push(next.block.clone());
+    }
+
+    fn head(&self) -> Option<Head> {
+        self.blocks.last().map(|b| Head {
+            header: b.block.header,
+            ux_hash: self.ux_hash,
+        })
+    }
+
+    /// `address`'s unspent outputs, oldest first (as the store orders them).
+    fn unspent_of(&self, address: &Address) -> Vec<UxOut> {
+        let mut out: Vec<UxOut> = self
+            .unspent
+            .values()
+            .filter(|ux| ux.body.address == *address)
+            .copied()
+            .collect();
+        out.sort_by_key(|ux| (ux.head.bk_seq, ux.hash()));
+        out
+    }
+
+    fn balance(&self, address: &Address) -> Balance {
+        let mine = self.unspent_of(address);
+        Balance {
+            coins: mine.iter().map(|ux| ux.body.coins).sum(),
+            outputs: mine.len() as u64,
+        }
+    }
+
+    /// An unspent output of `address` created in block `seq`.
+    fn output_of(&self, address: &Address, seq: u64) -> UxOut {
+        *self
+            .unspent_of(address)
+            .iter()
+            .find(|ux| ux.head.bk_seq == seq)
+            .expect("an output")
+    }
+}
+
+/// A transaction spending `inputs` (each signed by its key) to `outputs`.
+fn pay(inputs: &[(UxOut, Keypair)], outputs: &[(Address, u64, u64)]) -> Transaction {
+    let mut tx = Transaction {
+        inputs: inputs.iter().map(|(ux, _)| ux.hash()).collect(),
+        outputs: outputs
+            .iter()
+            .map(|&(address, coins, hours)| Output {
+                address,
+                coins,
+                hours,
+            })
+            .collect(),
+        ..Transaction::default()
+    };
+    let keys: Vec<Keypair> = inputs.iter().map(|(_, key)| key.clone()).collect();
+    tx.sign(&keys).unwrap();
+    tx.update_header().unwrap();
+    tx
+}
+
+async fn apply(store: &ChainStore, next: &Next) -> Result<(), StoreError> {
+    store
+        .apply(&next.block, &next.spent, &next.created, &next.ux_after)
+        .await
+}
+
+/// Applies `next` to the store and the model.
+async fn apply_ok(store: &ChainStore, model: &mut Model, next: &Next) {
+    apply(store, next).await.unwrap();
+    model.commit(next);
+}
+
+/// Genesis, then block 1 (Alice pays Bob 1,000 coins, keeps the change),
+/// then block 2 (Bob pays Carol and keeps change with hours beyond
+/// `i64::MAX`; Alice pays Carol: two transactions).
+async fn three_blocks(store: &ChainStore) -> Model {
+    let mut model = Model::default();
+    let genesis = model.genesis();
+    apply_ok(store, &mut model, &genesis).await;
+
+    let a = alice().address();
+    let b = bob().address();
+    let c = carol().address();
+    let g = model.output_of(&a, 0);
+    let tx1 = pay(
+        &[(g, alice())],
+        &[(b, 1_000 * COIN, 10), (a, SUPPLY - 1_000 * COIN, 100)],
+    );
+    let b1 = model.next(vec![tx1], 10);
+    apply_ok(store, &mut model, &b1).await;
+
+    let bob_out = model.output_of(&b, 1);
+    let alice_out = model.output_of(&a, 1);
+    let tx2a = pay(
+        &[(bob_out, bob())],
+        &[(c, 400 * COIN, 1), (b, 600 * COIN, u64::MAX - 1)],
+    );
+    let tx2b = pay(
+        &[(alice_out, alice())],
+        &[(c, 5 * COIN, 3), (a, SUPPLY - 1_005 * COIN, 4)],
+    );
+    let b2 = model.next(vec![tx2a, tx2b], 20);
+    apply_ok(store, &mut model, &b2).await;
+    model
+}
+
+fn encoded(block: &SignedBlock) -> Vec<u8> {
+    block.encode().unwrap()
+}
+
+fn encoded_all(blocks: &[SignedBlock]) -> Vec<Vec<u8>> {
+    blocks.iter().map(encoded).collect()
+}
+
+async fn migrated(db: Db) -> Db {
+    db.migrate(&ChainStore::migrations()).await.unwrap();
+    db
+}
+
+async fn scalar(db: &Db, sql: &'static str) -> i64 {
+    match db {
+        Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// Runs a statement with blob parameters directly (to plant rows the store
+/// would never write).
+async fn exec(db: &Db, sql: &'static str, blobs: &[&[u8]]) {
+    match db {
+        Db::Sqlite(pool) => {
+            let mut query = sqlx::query(sql);
+            for blob in blobs {
+                query = query.bind(blob.to_vec());
+            }
+            query.execute(pool).await.unwrap();
+        }
+        Db::Postgres(pool) => {
+            let mut query = sqlx::query(sql);
+            for blob in blobs {
+                query = query.bind(blob.to_vec());
+            }
+            query.execute(pool).await.unwrap();
+        }
+    }
+}
+
+/// Everything the store holds, to check that a refused apply changed
+/// nothing: head, every block's encoding, the unspent set, row counts.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    head: Option<Head>,
+    blocks: Vec<Vec<u8>>,
+    unspent: Vec<UxOut>,
+    rows: (i64, i64, i64),
+}
+
+async fn snapshot(store: &ChainStore, model: &Model) -> Snapshot {
+    let mut unspent = Vec::new();
+    for key in [alice(), bob(), carol()] {
+        unspent.extend(
+            store
+                .unspent_by_address(&key.address(), 1_000)
+                .await
+                .unwrap(),
+        );
+    }
+    let db = store.db();
+    Snapshot {
+        head: store.head().await.unwrap(),
+        blocks: encoded_all(&store.blocks(0, 1_000).await.unwrap()),
+        unspent,
+        rows: (
+            scalar(db, "SELECT COUNT(*) FROM chain_blocks").await,
+            scalar(db, "SELECT COUNT(*) FROM chain_transactions").await,
+            scalar(db, "SELECT COUNT(*) FROM chain_unspent").await,
+        ),
+    }
+    .checked_against(model)
+}
+
+impl Snapshot {
+    /// Also checks the snapshot against the model.
+    fn checked_against(self, model: &Model) -> Self {
+        assert_eq!(self.head, model.head());
+        assert_eq!(self.blocks, encoded_all(&model.blocks));
+        assert_eq!(self.unspent.len(), model.unspent.len());
+        for ux in &self.unspent {
+            assert_eq!(model.unspent.get(&ux.hash()), Some(ux));
+        }
+        self
+    }
+}
+
+/// Declares each scenario once per backend.
+macro_rules! on_both_backends {
+    ($($scenario:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let db = skywire_db::testing::fresh_sqlite(dir.path()).await.unwrap();
+                    super::$scenario(super::migrated(db).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $scenario() {
+                    let (db, _url) = skywire_db::testing::fresh_postgres().await.unwrap();
+                    super::$scenario(super::migrated(db).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    empty_chain,
+    apply_moves_the_head,
+    blocks_and_transactions_read_back_equal,
+    unspent_set_and_balances,
+    large_blocks_are_split_into_batches,
+    non_next_blocks_are_refused_and_nothing_changes,
+    missing_outputs_are_refused_and_nothing_changes,
+    inconsistent_arguments_are_refused_and_nothing_changes,
+    concurrent_appliers_exactly_one_wins,
+    corrupt_rows_are_errors_not_panics,
+    migrations_are_idempotent,
+);
+
+async fn empty_chain(db: Db) {
+    let store = ChainStore::new(db);
+    assert_eq!(store.head().await.unwrap(), None);
+    assert!(store.block_by_seq(0).await.unwrap().is_none());
+    assert!(store.block_by_seq(u64::MAX).await.unwrap().is_none());
+    assert!(store.block_by_hash(&Hash::ZERO).await.unwrap().is_none());
+    assert!(store.blocks(0, 10).await.unwrap().is_empty());
+    assert!(store.headers(0, 10).await.unwrap().is_empty());
+    assert!(store.transaction(&Hash::ZERO).await.unwrap().is_none());
+    assert!(store.unspent(&[Hash::ZERO]).await.unwrap().is_empty());
+    assert!(store.unspent(&[]).await.unwrap().is_empty());
+    let a = alice().address();
+    assert!(store.unspent_by_address(&a, 10).await.unwrap().is_empty());
+    assert_eq!(store.balance(&a).await.unwrap(), Balance::default());
+}
+
+async fn apply_moves_the_head(db: Db) {
+    let store = ChainStore::new(db);
+    let mut model = Model::default();
+
+    let genesis = model.genesis();
+    apply_ok(&store, &mut model, &genesis).await;
+    let head = store.head().await.unwrap().unwrap();
+    assert_eq!(head.header, genesis.block.block.header);
+    assert_eq!(head.seq(), 0);
+    assert_eq!(head.hash(), genesis.block.block.hash());
+    assert_eq!(head.ux_hash, genesis.ux_after);
+    assert_ne!(head.ux_hash, UxHash::new());
+
+    let g = model.output_of(&alice().address(), 0);
+    let tx = pay(&[(g, alice())], &[(bob().address(), SUPPLY, 1)]);
+    let b1 = model.next(vec![tx], 10);
+    apply_ok(&store, &mut model, &b1).await;
+    let head = store.head().await.unwrap().unwrap();
+    assert_eq!(head.header, b1.block.block.header);
+    assert_eq!(head.seq(), 1);
+    assert_eq!(head.ux_hash, b1.ux_after);
+    assert_eq!(Some(head), model.head());
+    snapshot(&store, &model).await;
+}
+
+async fn blocks_and_transactions_read_back_equal(db: Db) {
+    let store = ChainStore::new(db);
+    let model = three_blocks(&store).await;
+    let all = encoded_all(&model.blocks);
+
+    for (seq, block) in model.blocks.iter().enumerate() {
+        let seq = seq as u64;
+        let by_seq = store.block_by_seq(seq).await.unwrap().unwrap();
+        assert_eq!(encoded(&by_seq), encoded(block));
+        assert_eq!(&by_seq, block);
+        let by_hash = store
+            .block_by_hash(&block.block.hash())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(encoded(&by_hash), encoded(block));
+        for tx in &block.block.body.transactions {
+            let (read, in_block) = store.transaction(&tx.hash()).await.unwrap().unwrap();
+            assert_eq!(read.encode().unwrap(), tx.encode().unwrap());
+            assert_eq!(in_block, seq);
+        }
+    }
+    assert!(store.block_by_seq(3).await.unwrap().is_none());
+    assert!(store.block_by_hash(&sha256(b"x")).await.unwrap().is_none());
+    assert!(store.transaction(&sha256(b"x")).await.unwrap().is_none());
+
+    // Ranges, for sync.
+    assert_eq!(encoded_all(&store.blocks(0, 10).await.unwrap()), all);
+    assert_eq!(encoded_all(&store.blocks(1, 1).await.unwrap()), all[1..2]);
+    assert_eq!(encoded_all(&store.blocks(2, 10).await.unwrap()), all[2..]);
+    assert!(store.blocks(3, 10).await.unwrap().is_empty());
+    assert!(store.blocks(u64::MAX, 10).await.unwrap().is_empty());
+    assert!(store.blocks(0, 0).await.unwrap().is_empty());
+    assert_eq!(store.blocks(0, u32::MAX).await.unwrap().len(), 3);
+    let headers: Vec<BlockHeader> = model.blocks.iter().map(|b| b.block.header).collect();
+    assert_eq!(store.headers(0, 10).await.unwrap(), headers);
+    assert_eq!(store.headers(1, 1).await.unwrap(), headers[1..2]);
+    assert!(store.headers(3, 10).await.unwrap().is_empty());
+}
+
+async fn unspent_set_and_balances(db: Db) {
+    let store = ChainStore::new(db);
+    let model = three_blocks(&store).await;
+
+    // By id: spent and unknown ids are left out.
+    let mut ids: Vec<Hash> = model.unspent.keys().copied().collect();
+    let spent: Vec<Hash> = model
+        .blocks
+        .iter()
+        .flat_map(|b| b.block.body.transactions.iter())
+        .flat_map(|tx| tx.inputs.iter().copied())
+        .collect();
+    assert_eq!(spent.len(), 3);
+    ids.extend(&spent);
+    ids.push(sha256(b"unknown"));
+    ids.push(ids[0]); // Duplicates are fine.
+    assert_eq!(store.unspent(&ids).await.unwrap(), model.unspent);
+    assert!(store.unspent(&spent).await.unwrap().is_empty());
+
+    // More ids than one query takes.
+    let mut many: Vec<Hash> = (0..(2 * MAX_BATCH + 100) as u32)
+        .map(|i| sha256(&i.to_le_bytes()))
+        .collect();
+    many.splice(MAX_BATCH..MAX_BATCH, model.unspent.keys().copied());
+    assert_eq!(store.unspent(&many).await.unwrap(), model.unspent);
+
+    // By address, oldest first, and balances.
+    for key in [alice(), bob(), carol()] {
+        let address = key.address();
+        let expected = model.unspent_of(&address);
+        assert_eq!(
+            store.unspent_by_address(&address, 100).await.unwrap(),
+            expected
+        );
+        assert_eq!(
+            store.unspent_by_address(&address, 1).await.unwrap(),
+            expected[..1]
+        );
+        assert!(
+            store
+                .unspent_by_address(&address, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store.balance(&address).await.unwrap(),
+            model.balance(&address)
+        );
+    }
+    assert_eq!(
+        store.balance(&carol().address()).await.unwrap(),
+        Balance {
+            coins: 405 * COIN,
+            outputs: 2
+        }
+    );
+    assert_eq!(
+        store.balance(&bob().address()).await.unwrap(),
+        Balance {
+            coins: 600 * COIN,
+            outputs: 1
+        }
+    );
+    let nobody = key(9).address();
+    assert!(
+        store
+            .unspent_by_address(&nobody, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.balance(&nobody).await.unwrap(), Balance::default());
+
+    // Hours beyond i64::MAX round-trip exactly.
+    let bob_out = store
+        .unspent_by_address(&bob().address(), 10)
+        .await
+        .unwrap();
+    assert_eq!(bob_out[0].body.hours, u64::MAX - 1);
+}
+
+/// A block creating more outputs than one statement inserts, then one
+/// spending more than one statement deletes.
+async fn large_blocks_are_split_into_batches(db: Db) {
+    let store = ChainStore::new(db);
+    let mut model = Model::default();
+    let genesis = model.genesis();
+    apply_ok(&store, &mut model, &genesis).await;
+
+    let a = alice().address();
+    let b = bob().address();
+    let count = 2 * MAX_BATCH + 100;
+    let g = model.output_of(&a, 0);
+    let mut outputs: Vec<(Address, u64, u64)> = (0..count as u64)
+        .map(|i| (b, COIN + i, u64::MAX - i))
+        .collect();
+    outputs.push((
+        a,
+        SUPPLY - (count as u64) * COIN - (0..count as u64).sum::<u64>(),
+        0,
+    ));
+    let fan_out = model.next(vec![pay(&[(g, alice())], &outputs)], 10);
+    apply_ok(&store, &mut model, &fan_out).await;
+    assert_eq!(model.unspent.len(), count + 1);
+    assert_eq!(store.balance(&b).await.unwrap(), model.balance(&b));
+    let ids: Vec<Hash> = model.unspent.keys().copied().collect();
+    assert_eq!(store.unspent(&ids).await.unwrap(), model.unspent);
+
+    // Spend MAX_BATCH + 100 of Bob's outputs in one transaction.
+    let inputs: Vec<(UxOut, Keypair)> = model
+        .unspent_of(&b)
+        .into_iter()
+        .take(MAX_BATCH + 100)
+        .map(|ux| (ux, bob()))
+        .collect();
+    let coins: u64 = inputs.iter().map(|(ux, _)| ux.body.coins).sum();
+    let fan_in = model.next(vec![pay(&inputs, &[(a, coins, 1)])], 10);
+    apply_ok(&store, &mut model, &fan_in).await;
+    assert_eq!(store.balance(&b).await.unwrap(), model.balance(&b));
+    assert_eq!(store.balance(&a).await.unwrap(), model.balance(&a));
+    assert_eq!(
+        store.unspent_by_address(&b, u32::MAX).await.unwrap().len(),
+        count - MAX_BATCH - 100
+    );
+    assert_eq!(store.head().await.unwrap(), model.head());
+}
+
+async fn non_next_blocks_are_refused_and_nothing_changes(db: Db) {
+    let store = ChainStore::new(db);
+    let mut model = Model::default();
+    let genesis = model.genesis();
+
+    // On the empty chain, only a genesis (seq 0, zero previous hash) fits.
+    let mut after_genesis = model.clone();
+    after_genesis.commit(&genesis);
+    let g = after_genesis.output_of(&alice().address(), 0);
+    let b1 = after_genesis.next(
+        vec![pay(&[(g, alice())], &[(bob().address(), SUPPLY, 1)])],
+        10,
+    );
+    assert_not_next(apply(&store, &b1).await);
+    let mut odd_genesis = genesis.block.block.clone();
+    odd_genesis.header.prev_hash = sha256(b"not zero");
+    let odd_genesis = model.complete(odd_genesis.sign_block(&chain_key()));
+    assert_not_next(apply(&store, &odd_genesis).await);
+    snapshot(&store, &model).await;
+
+    apply_ok(&store, &mut model, &genesis).await;
+    let before = snapshot(&store, &model).await;
+    // The genesis again.
+    assert_not_next(apply(&store, &genesis).await);
+    assert_eq!(snapshot(&store, &model).await, before);
+
+    // A block that skips one: block 2 without block 1.
+    let b1 = model.next(
+        vec![pay(&[(g, alice())], &[(bob().address(), SUPPLY, 1)])],
+        10,
+    );
+    let mut ahead = model.clone();
+    ahead.commit(&b1);
+    let bob_out = ahead.output_of(&bob().address(), 1);
+    let b2 = ahead.next(
+        vec![pay(&[(bob_out, bob())], &[(carol().address(), SUPPLY, 1)])],
+        10,
+    );
+    assert_not_next(apply(&store, &b2).await);
+
+    // The right sequence number on the wrong parent.
+    let mut wrong_parent = b1.block.block.clone();
+    wrong_parent.header.prev_hash = sha256(b"another chain");
+    let wrong_parent = model.complete(wrong_parent.sign_block(&chain_key()));
+    assert_not_next(apply(&store, &wrong_parent).await);
+
+    // The right parent, but a header committing to another unspent set.
+    let mut wrong_set = b1.block.block.clone();
+    wrong_set.header.ux_hash = sha256(b"another set");
+    let wrong_set = model.complete(wrong_set.sign_block(&chain_key()));
+    match apply(&store, &wrong_set).await {
+        Err(StoreError::HeaderUxHash { seq: 1, .. }) => {}
+        other => panic!("expected HeaderUxHash, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+
+    // Then block 1 goes in, and block 1 again is refused.
+    apply_ok(&store, &mut model, &b1).await;
+    let before = snapshot(&store, &model).await;
+    assert_not_next(apply(&store, &b1).await);
+    assert_eq!(snapshot(&store, &model).await, before);
+}
+
+fn assert_not_next(result: Result<(), StoreError>) {
+    match result {
+        Err(StoreError::NotNext { .. }) => {}
+        other => panic!("expected NotNext, got {other:?}"),
+    }
+}
+
+async fn missing_outputs_are_refused_and_nothing_changes(db: Db) {
+    let store = ChainStore::new(db);
+    let model = three_blocks(&store).await;
+    let before = snapshot(&store, &model).await;
+    let c = carol().address();
+    let carol_out = model.output_of(&c, 2);
+
+    // One existing output and one that never was: the existing one must
+    // still be unspent afterwards.
+    let ghost = sha256(b"never created");
+    let mut tx = pay(&[(carol_out, carol())], &[(c, carol_out.body.coins, 0)]);
+    tx.inputs.push(ghost);
+    tx.sigs.push(tx.sigs[0]);
+    tx.update_header().unwrap();
+    let next = model.next(vec![tx.clone()], 10);
+    match apply(&store, &next).await {
+        Err(StoreError::MissingOutputs {
+            seq: 3,
+            spent: 2,
+            found: 1,
+            missing,
+        }) => assert_eq!(missing, ghost),
+        other => panic!("expected MissingOutputs, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+    assert!(store.block_by_seq(3).await.unwrap().is_none());
+    assert!(store.transaction(&tx.hash()).await.unwrap().is_none());
+    let created: Vec<Hash> = next.created.iter().map(UxOut::hash).collect();
+    assert!(store.unspent(&created).await.unwrap().is_empty());
+    assert_eq!(
+        store.unspent(&[carol_out.hash()]).await.unwrap()[&carol_out.hash()],
+        carol_out
+    );
+
+    // An output already spent (the genesis output).
+    let genesis_out = create_unspents(
+        &model.blocks[0].block.header,
+        &model.blocks[0].block.body.transactions[0],
+    )[0];
+    let tx = pay(&[(genesis_out, alice())], &[(c, SUPPLY, 0)]);
+    let next = model.next(vec![tx], 10);
+    match apply(&store, &next).await {
+        Err(StoreError::MissingOutputs { missing, .. }) => {
+            assert_eq!(missing, genesis_out.hash())
+        }
+        other => panic!("expected MissingOutputs, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+
+    // One output spent by two transactions of the block.
+    let tx1 = pay(&[(carol_out, carol())], &[(c, carol_out.body.coins, 0)]);
+    let tx2 = pay(&[(carol_out, carol())], &[(c, carol_out.body.coins, 1)]);
+    let next = model.next(vec![tx1, tx2], 10);
+    match apply(&store, &next).await {
+        Err(StoreError::MissingOutputs {
+            spent: 2,
+            found: 1,
+            missing,
+            ..
+        }) => assert_eq!(missing, carol_out.hash()),
+        other => panic!("expected MissingOutputs, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+}
+
+async fn inconsistent_arguments_are_refused_and_nothing_changes(db: Db) {
+    let store = ChainStore::new(db);
+    let model = three_blocks(&store).await;
+    let before = snapshot(&store, &model).await;
+    let c = carol().address();
+    let carol_out = model.output_of(&c, 2);
+    let next = model.next(
+        vec![pay(
+            &[(carol_out, carol())],
+            &[
+                (c, carol_out.body.coins - COIN, 0),
+                (bob().address(), COIN, 0),
+            ],
+        )],
+        10,
+    );
+
+    // A wrong hash of the set after the block.
+    let wrong = UxHash::new();
+    match store
+        .apply(&next.block, &next.spent, &next.created, &wrong)
+        .await
+    {
+        Err(StoreError::UxHashAfter {
+            seq: 3,
+            given,
+            computed,
+        }) => {
+            assert_eq!(given, wrong.hash());
+            assert_eq!(computed, next.ux_after.hash());
+        }
+        other => panic!("expected UxHashAfter, got {other:?}"),
+    }
+    // Created outputs that are not the block's.
+    let result = store
+        .apply(&next.block, &next.spent, &next.created[..1], &next.ux_after)
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Invalid {
+                field: "created",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    // Spent outputs that are not the block's.
+    let result = store
+        .apply(&next.block, &[], &next.created, &next.ux_after)
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::Invalid { field: "spent", .. })),
+        "{result:?}"
+    );
+    // Coins beyond what SQL sums.
+    let huge = model.next(vec![pay(&[(carol_out, carol())], &[(c, u64::MAX, 0)])], 10);
+    let result = apply(&store, &huge).await;
+    assert!(
+        matches!(
+            result,
+            Err(StoreError::Invalid {
+                field: "created coins",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    // A transaction already stored: the genesis transaction again (it spends
+    // nothing, so nothing else stops it).
+    let again = model.next(vec![model.blocks[0].block.body.transactions[0].clone()], 10);
+    match apply(&store, &again).await {
+        Err(StoreError::Duplicate {
+            seq: 3,
+            what: "transaction",
+            ..
+        }) => {}
+        other => panic!("expected Duplicate, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+
+    // The same block, right, goes in.
+    let mut model = model;
+    apply_ok(&store, &mut model, &next).await;
+    snapshot(&store, &model).await;
+}
+
+async fn concurrent_appliers_exactly_one_wins(db: Db) {
+    let store = ChainStore::new(db);
+    let mut model = Model::default();
+    let genesis = model.genesis();
+    apply_ok(&store, &mut model, &genesis).await;
+    let a = alice().address();
+
+    for round in 1..=5u64 {
+        // Two different children of the head, spending the same output.
+        let out = *model.unspent_of(&a).last().unwrap();
+        let coins = out.body.coins;
+        let to_bob = model.next(
+            vec![pay(
+                &[(out, alice())],
+                &[(bob().address(), COIN, 0), (a, coins - COIN, 0)],
+            )],
+            10,
+        );
+        let to_carol = model.next(
+            vec![pay(
+                &[(out, alice())],
+                &[(carol().address(), COIN, 0), (a, coins - COIN, 0)],
+            )],
+            20,
+        );
+        let tasks: Vec<_> = [to_bob.clone(), to_carol.clone()]
+            .into_iter()
+            .map(|next| {
+                let store = store.clone();
+                tokio::spawn(async move { apply(&store, &next).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        let winner = match (&results[0], &results[1]) {
+            (Ok(()), Err(StoreError::NotNext { .. })) => &to_bob,
+            (Err(StoreError::NotNext { .. }), Ok(())) => &to_carol,
+            other => panic!("round {round}: expected one winner, got {other:?}"),
+        };
+        model.commit(winner);
+        let head = store.head().await.unwrap().unwrap();
+        assert_eq!(head.seq(), round);
+        assert_eq!(head.header, winner.block.block.header);
+        snapshot(&store, &model).await;
+    }
+}
+
+async fn corrupt_rows_are_errors_not_panics(db: Db) {
+    let store = ChainStore::new(db.clone());
+    let model = three_blocks(&store).await;
+    let b1 = &model.blocks[1];
+    let tx1 = &b1.block.body.transactions[0];
+
+    // A transaction's bytes.
+    exec(
+        &db,
+        "UPDATE chain_transactions SET tx = $1 WHERE txid = $2",
+        &[&[1, 2, 3], &tx1.hash().0],
+    )
+    .await;
+    assert_corrupt(store.transaction(&tx1.hash()).await);
+    // Another transaction's (valid) bytes under this id.
+    let other = model.blocks[2].block.body.transactions[0].encode().unwrap();
+    exec(
+        &db,
+        "UPDATE chain_transactions SET tx = $1 WHERE txid = $2",
+        &[&other, &tx1.hash().0],
+    )
+    .await;
+    assert_corrupt(store.transaction(&tx1.hash()).await);
+
+    // A body that is not the header's.
+    let other_body = model.blocks[2].block.body.encode().unwrap();
+    exec(
+        &db,
+        "UPDATE chain_blocks SET body = $1 WHERE seq = 1",
+        &[&other_body],
+    )
+    .await;
+    assert_corrupt(store.block_by_seq(1).await);
+    assert_corrupt(store.blocks(0, 10).await);
+    assert!(store.block_by_seq(2).await.unwrap().is_some());
+
+    // A header that is not the row's (its hash, and then its seq).
+    exec(
+        &db,
+        "UPDATE chain_blocks SET header = $1 WHERE seq = 2",
+        &[&[7; 124]],
+    )
+    .await;
+    assert_corrupt(store.block_by_seq(2).await);
+    assert_corrupt(store.block_by_hash(&model.blocks[2].block.hash()).await);
+    assert_corrupt(store.headers(0, 10).await);
+    assert_corrupt(store.head().await);
+    let b0_header = model.blocks[0].block.header.encode().unwrap();
+    exec(
+        &db,
+        "UPDATE chain_blocks SET header = $1 WHERE seq = 2",
+        &[&b0_header],
+    )
+    .await;
+    assert_corrupt(store.headers(2, 10).await);
+    assert_corrupt(store.head().await);
+
+    // Unspent outputs whose fields no longer hash to their uxid, or whose
+    // address is not one.
+    let c = carol().address();
+    let carol_outs = model.unspent_of(&c);
+    exec(
+        &db,
+        "UPDATE chain_unspent SET coins = coins + 1 WHERE uxid = $1",
+        &[&carol_outs[0].hash().0],
+    )
+    .await;
+    assert_corrupt(store.unspent(&[carol_outs[0].hash()]).await);
+    assert_corrupt(store.unspent_by_address(&c, 10).await);
+    let b = bob().address();
+    let bob_out = model.unspent_of(&b)[0];
+    exec(
+        &db,
+        "UPDATE chain_unspent SET address = '1111' WHERE uxid = $1",
+        &[&bob_out.hash().0],
+    )
+    .await;
+    assert_corrupt(store.unspent(&[bob_out.hash()]).await);
+    // The head row's ux_hash cut short (SQLite: with its checks lifted).
+    match &db {
+        Db::Sqlite(pool) => {
+            let mut conn = pool.acquire().await.unwrap();
+            for sql in [
+                "PRAGMA ignore_check_constraints = ON",
+                "UPDATE chain_head SET ux_hash = x'0102'",
+                "PRAGMA ignore_check_constraints = OFF",
+            ] {
+                sqlx::query(sql).execute(&mut *conn).await.unwrap();
+            }
+        }
+        Db::Postgres(pool) => {
+            for sql in [
+                "ALTER TABLE chain_head DROP CONSTRAINT chain_head_ux_hash_check",
+                "UPDATE chain_head SET ux_hash = '\\x0102'",
+            ] {
+                sqlx::query(sql).execute(pool).await.unwrap();
+            }
+        }
+    }
+    assert_corrupt(store.head().await);
+    // Applying on a corrupt head is refused too.
+    let a = alice().address();
+    let out = model.unspent_of(&a)[0];
+    let next = model.next(vec![pay(&[(out, alice())], &[(a, out.body.coins, 0)])], 10);
+    assert_corrupt(apply(&store, &next).await);
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    match result {
+        Err(StoreError::Corrupt { .. }) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+async fn migrations_are_idempotent(db: Db) {
+    let store = ChainStore::new(db.clone());
+    let model = three_blocks(&store).await;
+    db.migrate(&ChainStore::migrations()).await.unwrap();
+    db.migrate(&ChainStore::migrations()).await.unwrap();
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM _sqlx_migrations_chain").await,
+        1
+    );
+    assert_eq!(scalar(&db, "SELECT COUNT(*) FROM chain_head").await, 1);
+    snapshot(&store, &model).await;
+}
+
+/// Closing the pool and reopening the same SQLite file: the head and the
+/// unspent set are those of the last committed block.
+#[tokio::test]
+async fn sqlite_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chain.db");
+    let model = {
+        let db = migrated(Db::sqlite_file(&path).await.unwrap()).await;
+        let store = ChainStore::new(db.clone());
+        let model = three_blocks(&store).await;
+        db.close().await;
+        model
+    };
+    let db = migrated(Db::sqlite_file(&path).await.unwrap()).await;
+    let store = ChainStore::new(db);
+    snapshot(&store, &model).await;
+    assert_eq!(
+        store.blocks(0, MAX_BLOCKS_PER_CALL).await.unwrap().len(),
+        model.blocks.len()
+    );
+}
