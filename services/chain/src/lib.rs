@@ -4,11 +4,15 @@
 //!
 //! # Modules
 //!
+//! - [`chain`]: the one way blocks enter the store: [`chain::Chain::apply`]
+//!   reads the head and what a block touches from the store, checks the
+//!   block with the verifier, and has the store apply it.
+//! - [`store`]: blocks, transactions and the unspent set (indexed by
+//!   address) in the service's database, each block applied atomically.
 //! - [`verify`]: a signed block checked against the chain's head and its
 //!   unspent set (no I/O): what it spends, what it creates, the new
 //!   unspent-set hash.
-//! - [`store`]: blocks, transactions and the unspent set (indexed by
-//!   address) in the service's database, each block applied atomically.
 
+pub mod chain;
 pub mod store;
 pub mod verify;

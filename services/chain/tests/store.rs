@@ -1,169 +1,25 @@
 //! The chain store against real databases: every scenario runs on a fresh
-//! SQLite file and on a fresh PostgreSQL database.
+//! SQLite file and on a fresh PostgreSQL database. Blocks come from the
+//! shared [`Model`], which the store's content is checked against. The store
+//! checks no consensus rule, so most blocks here would not verify (their
+//! header fee is 0, their hours arbitrary).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+mod common;
 
+use common::{COIN, GENESIS_COINS, Model, Next, key, migrated, on_both_backends, output};
 use skywire_chain::store::{Balance, ChainStore, Head, MAX_BATCH, MAX_BLOCKS_PER_CALL, StoreError};
 use skywire_coin::{
-    Block, BlockBody, BlockHeader, Encode, Hash, Output, SignedBlock, Transaction, UxHash, UxOut,
-    create_unspents, sha256,
+    BlockHeader, Encode, Hash, Output, SignedBlock, UxHash, UxOut, create_unspents, sha256,
 };
 use skywire_db::Db;
-use skywire_identity::{Address, Keypair};
 
-/// Genesis time (Skycoin mainnet's).
-const T0: u64 = 1_426_562_704;
-/// Droplets per coin.
-const COIN: u64 = 1_000_000;
-/// The genesis output's coins (and hours): 100 million coins.
-const SUPPLY: u64 = 100_000_000 * COIN;
-
-fn key(n: u8) -> Keypair {
-    Keypair::from_secret_bytes(&[n; 32]).unwrap()
-}
-
-/// The chain's key.
-fn chain_key() -> Keypair {
-    key(1)
-}
-
-/// Users.
-fn alice() -> Keypair {
-    key(2)
-}
-fn bob() -> Keypair {
-    key(3)
-}
-fn carol() -> Keypair {
-    key(4)
-}
-
-/// A block with what applying it takes.
-#[derive(Clone)]
-struct Next {
-    block: SignedBlock,
-    spent: Vec<Hash>,
-    created: Vec<UxOut>,
-    ux_after: UxHash,
-}
-
-/// The chain as the tests expect the store to hold it.
-#[derive(Clone, Default)]
-struct Model {
-    blocks: Vec<SignedBlock>,
-    ux_hash: UxHash,
-    unspent: HashMap<Hash, UxOut>,
-}
-
-impl Model {
-    /// The genesis block, giving [`SUPPLY`] to Alice.
-    fn genesis(&self) -> Next {
-        let block = Block::genesis(alice().address(), SUPPLY, T0).sign_block(&chain_key());
-        self.complete(block)
-    }
-
-    /// The block after the head with `transactions`, `dt` seconds later.
-    fn next(&self, transactions: Vec<Transaction>, dt: u64) -> Next {
-        let head = &self.blocks.last().expect("genesis first").block.header;
-        let body = BlockBody { transactions };
-        let block = Block::next(head, self.ux_hash.hash(), head.time + dt, 0, body).unwrap();
-        self.complete(block.sign_block(&chain_key()))
-    }
-
-    /// What applying `block` on the model spends and creates.
-    fn complete(&self, block: SignedBlock) -> Next {
-        let header = &block.block.header;
-        let mut spent = Vec::new();
-        let mut created = Vec::new();
-        for tx in &block.block.body.transactions {
-            spent.extend(tx.inputs.iter().copied());
-            created.extend(create_unspents(header, tx));
-        }
-        let mut ux_after = self.ux_hash;
-        for id in &spent {
-            if let Some(ux) = self.unspent.get(id) {
-                ux_after.xor(&ux.snapshot_hash());
-            }
-        }
-        for ux in &created {
-            ux_after.xor(&ux.snapshot_hash());
-        }
-        Next {
-            block,
-            spent,
-            created,
-            ux_after,
-        }
-    }
-
-    fn commit(&mut self, next: &Next) {
-        for id in &next.spent {
-            self.unspent.remove(id).expect("spends an unspent output");
-        }
-        for ux in &next.created {
-            self.unspent.insert(ux.hash(), *ux);
-        }
-        self.ux_hash = next.ux_after;
-        self.blocks.push(next.block.clone());
-    }
-
-    fn head(&self) -> Option<Head> {
-        self.blocks.last().map(|b| Head {
-            header: b.block.header,
-            ux_hash: self.ux_hash,
-        })
-    }
-
-    /// `address`'s unspent outputs, oldest first (as the store orders them).
-    fn unspent_of(&self, address: &Address) -> Vec<UxOut> {
-        let mut out: Vec<UxOut> = self
-            .unspent
-            .values()
-            .filter(|ux| ux.body.address == *address)
-            .copied()
-            .collect();
-        out.sort_by_key(|ux| (ux.head.bk_seq, ux.hash()));
-        out
-    }
-
-    fn balance(&self, address: &Address) -> Balance {
-        let mine = self.unspent_of(address);
-        Balance {
-            coins: mine.iter().map(|ux| ux.body.coins).sum(),
-            outputs: mine.len() as u64,
-        }
-    }
-
-    /// An unspent output of `address` created in block `seq`.
-    fn output_of(&self, address: &Address, seq: u64) -> UxOut {
-        *self
-            .unspent_of(address)
-            .iter()
-            .find(|ux| ux.head.bk_seq == seq)
-            .expect("an output")
-    }
-}
-
-/// A transaction spending `inputs` (each signed by its key) to `outputs`.
-fn pay(inputs: &[(UxOut, Keypair)], outputs: &[(Address, u64, u64)]) -> Transaction {
-    let mut tx = Transaction {
-        inputs: inputs.iter().map(|(ux, _)| ux.hash()).collect(),
-        outputs: outputs
-            .iter()
-            .map(|&(address, coins, hours)| Output {
-                address,
-                coins,
-                hours,
-            })
-            .collect(),
-        ..Transaction::default()
-    };
-    let keys: Vec<Keypair> = inputs.iter().map(|(_, key)| key.clone()).collect();
-    tx.sign(&keys).unwrap();
-    tx.update_header().unwrap();
-    tx
-}
+/// The model's wallets: Alice (who receives the genesis output), Bob and
+/// Carol.
+const WALLETS: usize = 3;
+const ALICE: usize = 0;
+const BOB: usize = 1;
+const CAROL: usize = 2;
 
 async fn apply(store: &ChainStore, next: &Next) -> Result<(), StoreError> {
     store
@@ -181,30 +37,39 @@ async fn apply_ok(store: &ChainStore, model: &mut Model, next: &Next) {
 /// then block 2 (Bob pays Carol and keeps change with hours beyond
 /// `i64::MAX`; Alice pays Carol: two transactions).
 async fn three_blocks(store: &ChainStore) -> Model {
-    let mut model = Model::default();
-    let genesis = model.genesis();
+    let mut model = Model::empty(WALLETS);
+    let genesis = model.genesis_next();
     apply_ok(store, &mut model, &genesis).await;
 
-    let a = alice().address();
-    let b = bob().address();
-    let c = carol().address();
+    let a = model.address(ALICE);
+    let b = model.address(BOB);
+    let c = model.address(CAROL);
     let g = model.output_of(&a, 0);
-    let tx1 = pay(
-        &[(g, alice())],
-        &[(b, 1_000 * COIN, 10), (a, SUPPLY - 1_000 * COIN, 100)],
+    let tx1 = model.signed_tx(
+        &[g],
+        vec![
+            output(b, 1_000 * COIN, 10),
+            output(a, GENESIS_COINS - 1_000 * COIN, 100),
+        ],
     );
     let b1 = model.next(vec![tx1], 10);
     apply_ok(store, &mut model, &b1).await;
 
     let bob_out = model.output_of(&b, 1);
     let alice_out = model.output_of(&a, 1);
-    let tx2a = pay(
-        &[(bob_out, bob())],
-        &[(c, 400 * COIN, 1), (b, 600 * COIN, u64::MAX - 1)],
+    let tx2a = model.signed_tx(
+        &[bob_out],
+        vec![
+            output(c, 400 * COIN, 1),
+            output(b, 600 * COIN, u64::MAX - 1),
+        ],
     );
-    let tx2b = pay(
-        &[(alice_out, alice())],
-        &[(c, 5 * COIN, 3), (a, SUPPLY - 1_005 * COIN, 4)],
+    let tx2b = model.signed_tx(
+        &[alice_out],
+        vec![
+            output(c, 5 * COIN, 3),
+            output(a, GENESIS_COINS - 1_005 * COIN, 4),
+        ],
     );
     let b2 = model.next(vec![tx2a, tx2b], 20);
     apply_ok(store, &mut model, &b2).await;
@@ -217,11 +82,6 @@ fn encoded(block: &SignedBlock) -> Vec<u8> {
 
 fn encoded_all(blocks: &[SignedBlock]) -> Vec<Vec<u8>> {
     blocks.iter().map(encoded).collect()
-}
-
-async fn migrated(db: Db) -> Db {
-    db.migrate(&ChainStore::migrations()).await.unwrap();
-    db
 }
 
 async fn scalar(db: &Db, sql: &'static str) -> i64 {
@@ -264,7 +124,7 @@ struct Snapshot {
 
 async fn snapshot(store: &ChainStore, model: &Model) -> Snapshot {
     let mut unspent = Vec::new();
-    for key in [alice(), bob(), carol()] {
+    for key in &model.wallets {
         unspent.extend(
             store
                 .unspent_by_address(&key.address(), 1_000)
@@ -299,31 +159,6 @@ impl Snapshot {
     }
 }
 
-/// Declares each scenario once per backend.
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let db = skywire_db::testing::fresh_sqlite(dir.path()).await.unwrap();
-                    super::$scenario(super::migrated(db).await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $scenario() {
-                    let (db, _url) = skywire_db::testing::fresh_postgres().await.unwrap();
-                    super::$scenario(super::migrated(db).await).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     empty_chain,
     apply_moves_the_head,
@@ -349,16 +184,16 @@ async fn empty_chain(db: Db) {
     assert!(store.transaction(&Hash::ZERO).await.unwrap().is_none());
     assert!(store.unspent(&[Hash::ZERO]).await.unwrap().is_empty());
     assert!(store.unspent(&[]).await.unwrap().is_empty());
-    let a = alice().address();
+    let a = Model::empty(WALLETS).address(ALICE);
     assert!(store.unspent_by_address(&a, 10).await.unwrap().is_empty());
     assert_eq!(store.balance(&a).await.unwrap(), Balance::default());
 }
 
 async fn apply_moves_the_head(db: Db) {
     let store = ChainStore::new(db);
-    let mut model = Model::default();
+    let mut model = Model::empty(WALLETS);
 
-    let genesis = model.genesis();
+    let genesis = model.genesis_next();
     apply_ok(&store, &mut model, &genesis).await;
     let head = store.head().await.unwrap().unwrap();
     assert_eq!(head.header, genesis.block.block.header);
@@ -367,8 +202,8 @@ async fn apply_moves_the_head(db: Db) {
     assert_eq!(head.ux_hash, genesis.ux_after);
     assert_ne!(head.ux_hash, UxHash::new());
 
-    let g = model.output_of(&alice().address(), 0);
-    let tx = pay(&[(g, alice())], &[(bob().address(), SUPPLY, 1)]);
+    let g = model.output_of(&model.address(ALICE), 0);
+    let tx = model.signed_tx(&[g], vec![output(model.address(BOB), GENESIS_COINS, 1)]);
     let b1 = model.next(vec![tx], 10);
     apply_ok(&store, &mut model, &b1).await;
     let head = store.head().await.unwrap().unwrap();
@@ -446,7 +281,7 @@ async fn unspent_set_and_balances(db: Db) {
     assert_eq!(store.unspent(&many).await.unwrap(), model.unspent);
 
     // By address, oldest first, and balances.
-    for key in [alice(), bob(), carol()] {
+    for key in &model.wallets {
         let address = key.address();
         let expected = model.unspent_of(&address);
         assert_eq!(
@@ -470,14 +305,14 @@ async fn unspent_set_and_balances(db: Db) {
         );
     }
     assert_eq!(
-        store.balance(&carol().address()).await.unwrap(),
+        store.balance(&model.address(CAROL)).await.unwrap(),
         Balance {
             coins: 405 * COIN,
             outputs: 2
         }
     );
     assert_eq!(
-        store.balance(&bob().address()).await.unwrap(),
+        store.balance(&model.address(BOB)).await.unwrap(),
         Balance {
             coins: 600 * COIN,
             outputs: 1
@@ -495,7 +330,7 @@ async fn unspent_set_and_balances(db: Db) {
 
     // Hours beyond i64::MAX round-trip exactly.
     let bob_out = store
-        .unspent_by_address(&bob().address(), 10)
+        .unspent_by_address(&model.address(BOB), 10)
         .await
         .unwrap();
     assert_eq!(bob_out[0].body.hours, u64::MAX - 1);
@@ -505,23 +340,23 @@ async fn unspent_set_and_balances(db: Db) {
 /// spending more than one statement deletes.
 async fn large_blocks_are_split_into_batches(db: Db) {
     let store = ChainStore::new(db);
-    let mut model = Model::default();
-    let genesis = model.genesis();
+    let mut model = Model::empty(WALLETS);
+    let genesis = model.genesis_next();
     apply_ok(&store, &mut model, &genesis).await;
 
-    let a = alice().address();
-    let b = bob().address();
+    let a = model.address(ALICE);
+    let b = model.address(BOB);
     let count = 2 * MAX_BATCH + 100;
     let g = model.output_of(&a, 0);
-    let mut outputs: Vec<(Address, u64, u64)> = (0..count as u64)
-        .map(|i| (b, COIN + i, u64::MAX - i))
+    let mut outputs: Vec<Output> = (0..count as u64)
+        .map(|i| output(b, COIN + i, u64::MAX - i))
         .collect();
-    outputs.push((
+    outputs.push(output(
         a,
-        SUPPLY - (count as u64) * COIN - (0..count as u64).sum::<u64>(),
+        GENESIS_COINS - (count as u64) * COIN - (0..count as u64).sum::<u64>(),
         0,
     ));
-    let fan_out = model.next(vec![pay(&[(g, alice())], &outputs)], 10);
+    let fan_out = model.next(vec![model.signed_tx(&[g], outputs)], 10);
     apply_ok(&store, &mut model, &fan_out).await;
     assert_eq!(model.unspent.len(), count + 1);
     assert_eq!(store.balance(&b).await.unwrap(), model.balance(&b));
@@ -529,14 +364,16 @@ async fn large_blocks_are_split_into_batches(db: Db) {
     assert_eq!(store.unspent(&ids).await.unwrap(), model.unspent);
 
     // Spend MAX_BATCH + 100 of Bob's outputs in one transaction.
-    let inputs: Vec<(UxOut, Keypair)> = model
+    let inputs: Vec<UxOut> = model
         .unspent_of(&b)
         .into_iter()
         .take(MAX_BATCH + 100)
-        .map(|ux| (ux, bob()))
         .collect();
-    let coins: u64 = inputs.iter().map(|(ux, _)| ux.body.coins).sum();
-    let fan_in = model.next(vec![pay(&inputs, &[(a, coins, 1)])], 10);
+    let coins: u64 = inputs.iter().map(|ux| ux.body.coins).sum();
+    let fan_in = model.next(
+        vec![model.signed_tx(&inputs, vec![output(a, coins, 1)])],
+        10,
+    );
     apply_ok(&store, &mut model, &fan_in).await;
     assert_eq!(store.balance(&b).await.unwrap(), model.balance(&b));
     assert_eq!(store.balance(&a).await.unwrap(), model.balance(&a));
@@ -549,21 +386,21 @@ async fn large_blocks_are_split_into_batches(db: Db) {
 
 async fn non_next_blocks_are_refused_and_nothing_changes(db: Db) {
     let store = ChainStore::new(db);
-    let mut model = Model::default();
-    let genesis = model.genesis();
+    let mut model = Model::empty(WALLETS);
+    let genesis = model.genesis_next();
 
     // On the empty chain, only a genesis (seq 0, zero previous hash) fits.
     let mut after_genesis = model.clone();
     after_genesis.commit(&genesis);
-    let g = after_genesis.output_of(&alice().address(), 0);
+    let g = after_genesis.output_of(&model.address(ALICE), 0);
     let b1 = after_genesis.next(
-        vec![pay(&[(g, alice())], &[(bob().address(), SUPPLY, 1)])],
+        vec![model.signed_tx(&[g], vec![output(model.address(BOB), GENESIS_COINS, 1)])],
         10,
     );
     assert_not_next(apply(&store, &b1).await);
     let mut odd_genesis = genesis.block.block.clone();
     odd_genesis.header.prev_hash = sha256(b"not zero");
-    let odd_genesis = model.complete(odd_genesis.sign_block(&chain_key()));
+    let odd_genesis = model.complete(model.sign(odd_genesis));
     assert_not_next(apply(&store, &odd_genesis).await);
     snapshot(&store, &model).await;
 
@@ -575,14 +412,17 @@ async fn non_next_blocks_are_refused_and_nothing_changes(db: Db) {
 
     // A block that skips one: block 2 without block 1.
     let b1 = model.next(
-        vec![pay(&[(g, alice())], &[(bob().address(), SUPPLY, 1)])],
+        vec![model.signed_tx(&[g], vec![output(model.address(BOB), GENESIS_COINS, 1)])],
         10,
     );
     let mut ahead = model.clone();
     ahead.commit(&b1);
-    let bob_out = ahead.output_of(&bob().address(), 1);
+    let bob_out = ahead.output_of(&model.address(BOB), 1);
     let b2 = ahead.next(
-        vec![pay(&[(bob_out, bob())], &[(carol().address(), SUPPLY, 1)])],
+        vec![model.signed_tx(
+            &[bob_out],
+            vec![output(model.address(CAROL), GENESIS_COINS, 1)],
+        )],
         10,
     );
     assert_not_next(apply(&store, &b2).await);
@@ -590,13 +430,13 @@ async fn non_next_blocks_are_refused_and_nothing_changes(db: Db) {
     // The right sequence number on the wrong parent.
     let mut wrong_parent = b1.block.block.clone();
     wrong_parent.header.prev_hash = sha256(b"another chain");
-    let wrong_parent = model.complete(wrong_parent.sign_block(&chain_key()));
+    let wrong_parent = model.complete(model.sign(wrong_parent));
     assert_not_next(apply(&store, &wrong_parent).await);
 
     // The right parent, but a header committing to another unspent set.
     let mut wrong_set = b1.block.block.clone();
     wrong_set.header.ux_hash = sha256(b"another set");
-    let wrong_set = model.complete(wrong_set.sign_block(&chain_key()));
+    let wrong_set = model.complete(model.sign(wrong_set));
     match apply(&store, &wrong_set).await {
         Err(StoreError::HeaderUxHash { seq: 1, .. }) => {}
         other => panic!("expected HeaderUxHash, got {other:?}"),
@@ -621,13 +461,13 @@ async fn missing_outputs_are_refused_and_nothing_changes(db: Db) {
     let store = ChainStore::new(db);
     let model = three_blocks(&store).await;
     let before = snapshot(&store, &model).await;
-    let c = carol().address();
+    let c = model.address(CAROL);
     let carol_out = model.output_of(&c, 2);
 
     // One existing output and one that never was: the existing one must
     // still be unspent afterwards.
     let ghost = sha256(b"never created");
-    let mut tx = pay(&[(carol_out, carol())], &[(c, carol_out.body.coins, 0)]);
+    let mut tx = model.signed_tx(&[carol_out], vec![output(c, carol_out.body.coins, 0)]);
     tx.inputs.push(ghost);
     tx.sigs.push(tx.sigs[0]);
     tx.update_header().unwrap();
@@ -656,7 +496,7 @@ async fn missing_outputs_are_refused_and_nothing_changes(db: Db) {
         &model.blocks[0].block.header,
         &model.blocks[0].block.body.transactions[0],
     )[0];
-    let tx = pay(&[(genesis_out, alice())], &[(c, SUPPLY, 0)]);
+    let tx = model.signed_tx(&[genesis_out], vec![output(c, GENESIS_COINS, 0)]);
     let next = model.next(vec![tx], 10);
     match apply(&store, &next).await {
         Err(StoreError::MissingOutputs { missing, .. }) => {
@@ -667,8 +507,8 @@ async fn missing_outputs_are_refused_and_nothing_changes(db: Db) {
     assert_eq!(snapshot(&store, &model).await, before);
 
     // One output spent by two transactions of the block.
-    let tx1 = pay(&[(carol_out, carol())], &[(c, carol_out.body.coins, 0)]);
-    let tx2 = pay(&[(carol_out, carol())], &[(c, carol_out.body.coins, 1)]);
+    let tx1 = model.signed_tx(&[carol_out], vec![output(c, carol_out.body.coins, 0)]);
+    let tx2 = model.signed_tx(&[carol_out], vec![output(c, carol_out.body.coins, 1)]);
     let next = model.next(vec![tx1, tx2], 10);
     match apply(&store, &next).await {
         Err(StoreError::MissingOutputs {
@@ -686,14 +526,14 @@ async fn inconsistent_arguments_are_refused_and_nothing_changes(db: Db) {
     let store = ChainStore::new(db);
     let model = three_blocks(&store).await;
     let before = snapshot(&store, &model).await;
-    let c = carol().address();
+    let c = model.address(CAROL);
     let carol_out = model.output_of(&c, 2);
     let next = model.next(
-        vec![pay(
-            &[(carol_out, carol())],
-            &[
-                (c, carol_out.body.coins - COIN, 0),
-                (bob().address(), COIN, 0),
+        vec![model.signed_tx(
+            &[carol_out],
+            vec![
+                output(c, carol_out.body.coins - COIN, 0),
+                output(model.address(BOB), COIN, 0),
             ],
         )],
         10,
@@ -738,7 +578,10 @@ async fn inconsistent_arguments_are_refused_and_nothing_changes(db: Db) {
         "{result:?}"
     );
     // Coins beyond what SQL sums.
-    let huge = model.next(vec![pay(&[(carol_out, carol())], &[(c, u64::MAX, 0)])], 10);
+    let huge = model.next(
+        vec![model.signed_tx(&[carol_out], vec![output(c, u64::MAX, 0)])],
+        10,
+    );
     let result = apply(&store, &huge).await;
     assert!(
         matches!(
@@ -771,26 +614,32 @@ async fn inconsistent_arguments_are_refused_and_nothing_changes(db: Db) {
 
 async fn concurrent_appliers_exactly_one_wins(db: Db) {
     let store = ChainStore::new(db);
-    let mut model = Model::default();
-    let genesis = model.genesis();
+    let mut model = Model::empty(WALLETS);
+    let genesis = model.genesis_next();
     apply_ok(&store, &mut model, &genesis).await;
-    let a = alice().address();
+    let a = model.address(ALICE);
 
     for round in 1..=5u64 {
         // Two different children of the head, spending the same output.
         let out = *model.unspent_of(&a).last().unwrap();
         let coins = out.body.coins;
         let to_bob = model.next(
-            vec![pay(
-                &[(out, alice())],
-                &[(bob().address(), COIN, 0), (a, coins - COIN, 0)],
+            vec![model.signed_tx(
+                &[out],
+                vec![
+                    output(model.address(BOB), COIN, 0),
+                    output(a, coins - COIN, 0),
+                ],
             )],
             10,
         );
         let to_carol = model.next(
-            vec![pay(
-                &[(out, alice())],
-                &[(carol().address(), COIN, 0), (a, coins - COIN, 0)],
+            vec![model.signed_tx(
+                &[out],
+                vec![
+                    output(model.address(CAROL), COIN, 0),
+                    output(a, coins - COIN, 0),
+                ],
             )],
             20,
         );
@@ -877,7 +726,7 @@ async fn corrupt_rows_are_errors_not_panics(db: Db) {
 
     // Unspent outputs whose fields no longer hash to their uxid, or whose
     // address is not one.
-    let c = carol().address();
+    let c = model.address(CAROL);
     let carol_outs = model.unspent_of(&c);
     exec(
         &db,
@@ -887,7 +736,7 @@ async fn corrupt_rows_are_errors_not_panics(db: Db) {
     .await;
     assert_corrupt(store.unspent(&[carol_outs[0].hash()]).await);
     assert_corrupt(store.unspent_by_address(&c, 10).await);
-    let b = bob().address();
+    let b = model.address(BOB);
     let bob_out = model.unspent_of(&b)[0];
     exec(
         &db,
@@ -919,9 +768,12 @@ async fn corrupt_rows_are_errors_not_panics(db: Db) {
     }
     assert_corrupt(store.head().await);
     // Applying on a corrupt head is refused too.
-    let a = alice().address();
+    let a = model.address(ALICE);
     let out = model.unspent_of(&a)[0];
-    let next = model.next(vec![pay(&[(out, alice())], &[(a, out.body.coins, 0)])], 10);
+    let next = model.next(
+        vec![model.signed_tx(&[out], vec![output(a, out.body.coins, 0)])],
+        10,
+    );
     assert_corrupt(apply(&store, &next).await);
 }
 
