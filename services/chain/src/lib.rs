@@ -7,6 +7,7 @@
 //! - [`chain`]: the one way blocks enter the store: [`chain::Chain::apply`]
 //!   reads the head and what a block touches from the store, checks the
 //!   block with the verifier, and has the store apply it.
+//! - [`mempool`]: the `txrelay/1` transaction pool (sans-IO), by fee rate, with orphans.
 //! - [`store`]: blocks, transactions and the unspent set (indexed by
 //!   address) in the service's database, each block applied atomically.
 //! - [`verify`]: a signed block checked against the chain's head and its
@@ -14,5 +15,6 @@
 //!   unspent-set hash.
 
 pub mod chain;
+pub mod mempool;
 pub mod store;
 pub mod verify;
