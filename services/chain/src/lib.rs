@@ -10,6 +10,7 @@
 //! - [`mempool`]: the `txrelay/1` transaction pool (sans-IO), by fee rate, with orphans.
 //! - [`store`]: blocks, transactions and the unspent set (indexed by
 //!   address) in the service's database, each block applied atomically.
+//! - [`sync`]: the sans-IO planner of headers-first sync: whom to ask for which headers and blocks.
 //! - [`verify`]: a signed block checked against the chain's head and its
 //!   unspent set (no I/O): what it spends, what it creates, the new
 //!   unspent-set hash.
@@ -17,4 +18,5 @@
 pub mod chain;
 pub mod mempool;
 pub mod store;
+pub mod sync;
 pub mod verify;

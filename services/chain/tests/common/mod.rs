@@ -378,6 +378,21 @@ impl Model {
         )
     }
 
+    /// Appends `n` blocks, each `dt` seconds after the one before, each with one
+    /// transaction moving all of wallet 0's coins and hours back to it, burning nothing
+    /// (header fee 0, as in [`Model::next`]): a long chain for sync, which does not
+    /// verify the blocks.
+    pub(crate) fn extend_transfers(&mut self, n: usize, dt: u64) {
+        for _ in 0..n {
+            let spend = self.owned(0);
+            let coins = spend.iter().map(|ux| ux.body.coins).sum();
+            let hours = self.hours(&spend);
+            let tx = self.signed_tx(&spend, vec![output(self.address(0), coins, hours)]);
+            let next = self.next(vec![tx], dt);
+            self.commit(&next);
+        }
+    }
+
     /// Signs and verifies `block`, expecting a rejection.
     pub(crate) fn reject(&self, block: Block) -> BlockRejection {
         self.verify(&self.sign(block))
