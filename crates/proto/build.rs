@@ -12,6 +12,7 @@ const SCHEMAS: &[&str] = &[
     "skywire/dht/v1/dht.proto",
     "skywire/dht/v1/api.proto",
     "skywire/pex/v1/pex.proto",
+    "skywire/chain/v1/chain.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

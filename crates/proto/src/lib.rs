@@ -55,3 +55,13 @@ pub mod pex {
         include!(concat!(env!("OUT_DIR"), "/skywire.pex.v1.rs"));
     }
 }
+
+/// The `skywire.chain.*` packages: the blockchain's services.
+pub mod chain {
+    /// `skywire.chain.v1` (`chain.proto`): the `chain/1` and `txrelay/1`
+    /// messages.
+    #[allow(missing_docs, unreachable_pub, clippy::all)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/skywire.chain.v1.rs"));
+    }
+}

@@ -8,6 +8,8 @@
 //!   reads the head and what a block touches from the store, checks the
 //!   block with the verifier, and has the store apply it.
 //! - [`mempool`]: the `txrelay/1` transaction pool (sans-IO), by fee rate, with orphans.
+//! - [`protocol`]: the `chain/1` and `txrelay/1` messages, encoded and decoded
+//!   with every limit checked.
 //! - [`store`]: blocks, transactions and the unspent set (indexed by
 //!   address) in the service's database, each block applied atomically.
 //! - [`sync`]: the sans-IO planner of headers-first sync: whom to ask for which headers and blocks.
@@ -17,6 +19,7 @@
 
 pub mod chain;
 pub mod mempool;
+pub mod protocol;
 pub mod store;
 pub mod sync;
 pub mod verify;
