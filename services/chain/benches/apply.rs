@@ -1,0 +1,405 @@
+//! Block verification and application rates against the raw secp256k1
+//! verification rate measured in the same run (issue 5's target: verify + apply
+//! at ≥ 0.7 of the raw rate on all cores). Today's verifier checks signatures
+//! one after the other; this is the baseline for parallel verification.
+//!
+//! `cargo bench -p skywire-chain --bench apply`
+//!
+//! Each of the [`ROUNDS`] rounds measures, one after the other:
+//! - raw: `Sig::verify_address` (recovery, then the address: how an input is
+//!   checked) and the bare `secp256k1::ecdsa::verify`, over [`SIGS`] signatures
+//!   of distinct 32-byte digests, on 1 thread and on
+//!   `available_parallelism()` threads;
+//! - verify only: `verify_block` over [`BLOCKS`] blocks of [`TXS_PER_BLOCK`]
+//!   single-input transactions, each against a `HashMap` unspent set;
+//! - verify + apply: `Chain::apply` of the same blocks on a fresh SQLite file
+//!   (tokio current-thread runtime).
+//!
+//! Rates and ratios are the medians over the rounds (ratios per round, then
+//! the median). Results go in docs/benchmarks.md.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use skywire_chain::chain::Chain;
+use skywire_chain::store::ChainStore;
+use skywire_chain::verify::{ChainParams, verify_block};
+use skywire_coin::{
+    Block, BlockBody, BlockHeader, Hash, Output, Sig, SignedBlock, Transaction, UxHash, UxOut,
+    create_unspents, sha256, transaction_fee, ux::total_coin_hours,
+};
+use skywire_db::Db;
+use skywire_identity::{Address, Keypair};
+
+/// Measured rounds.
+const ROUNDS: usize = 5;
+/// Measured blocks (after the genesis block and one fan-out block).
+const BLOCKS: usize = 20;
+/// Single-input, single-output transactions per measured block.
+const TXS_PER_BLOCK: usize = 100;
+/// Pre-made signatures for the raw rate.
+const SIGS: usize = 256;
+/// Time given to each raw measurement.
+const RAW_TIME: Duration = Duration::from_millis(300);
+/// Passes over the blocks per verify-only measurement.
+const VERIFY_PASSES: usize = 2;
+
+const GENESIS_TIME: u64 = 1_426_562_704;
+const GENESIS_COINS: u64 = 100_000_000 * 1_000_000;
+const INTERVAL: u64 = 10 * 3600;
+
+fn key(n: u8) -> Keypair {
+    Keypair::from_secret_bytes(&[n; 32]).expect("a valid secret")
+}
+
+/// One measured block with the head and unspent set before it.
+struct Step {
+    head: BlockHeader,
+    ux_hash: UxHash,
+    unspent: HashMap<Hash, UxOut>,
+    block: SignedBlock,
+}
+
+/// The chain: the blocks applied untimed (genesis, fan-out), then the
+/// measured ones.
+struct Fixture {
+    params: ChainParams,
+    genesis: Block,
+    setup: Vec<SignedBlock>,
+    steps: Vec<Step>,
+}
+
+/// The chain's state while it is built: head, unspent set and its hash.
+struct Builder {
+    publisher: Keypair,
+    wallet: Keypair,
+    head: BlockHeader,
+    ux_hash: UxHash,
+    unspent: HashMap<Hash, UxOut>,
+}
+
+impl Builder {
+    fn commit(&mut self, block: &SignedBlock) {
+        let header = &block.block.header;
+        for tx in &block.block.body.transactions {
+            for id in &tx.inputs {
+                let ux = self.unspent.remove(id).expect("spends an unspent output");
+                self.ux_hash.xor(&ux.snapshot_hash());
+            }
+            for ux in create_unspents(header, tx) {
+                self.ux_hash.xor(&ux.snapshot_hash());
+                assert!(self.unspent.insert(ux.hash(), ux).is_none());
+            }
+        }
+        self.head = *header;
+    }
+
+    /// A transaction spending `input` to `outputs` (coins, hours), to the wallet.
+    fn tx(&self, input: &UxOut, outputs: &[(u64, u64)]) -> Transaction {
+        let mut tx = Transaction {
+            inputs: vec![input.hash()],
+            outputs: outputs
+                .iter()
+                .map(|&(coins, hours)| Output {
+                    address: self.wallet.address(),
+                    coins,
+                    hours,
+                })
+                .collect(),
+            ..Transaction::default()
+        };
+        tx.sign(std::slice::from_ref(&self.wallet)).expect("sign");
+        tx.update_header().expect("header");
+        tx
+    }
+
+    /// The signed next block with `txs`, its fee computed at the head's time.
+    fn block(&self, txs: Vec<Transaction>) -> SignedBlock {
+        let fee = txs
+            .iter()
+            .map(|tx| {
+                let inputs: Vec<UxOut> = tx.inputs.iter().map(|id| self.unspent[id]).collect();
+                transaction_fee(tx, self.head.time, &inputs).expect("fee")
+            })
+            .sum();
+        Block::next(
+            &self.head,
+            self.ux_hash.hash(),
+            self.head.time + INTERVAL,
+            fee,
+            BlockBody { transactions: txs },
+        )
+        .expect("block")
+        .sign_block(&self.publisher)
+    }
+
+    fn hours(&self, ux: &UxOut) -> u64 {
+        total_coin_hours(std::slice::from_ref(ux), self.head.time).expect("hours")
+    }
+}
+
+impl Fixture {
+    fn build() -> Self {
+        let publisher = key(1);
+        let wallet = key(2);
+        let params = ChainParams::new(publisher.public_key());
+        let genesis = Block::genesis(wallet.address(), GENESIS_COINS, GENESIS_TIME);
+        let signed_genesis = genesis.clone().sign_block(&publisher);
+        let mut b = Builder {
+            publisher,
+            wallet,
+            head: genesis.header,
+            ux_hash: UxHash::new(),
+            unspent: HashMap::new(),
+        };
+        b.commit(&signed_genesis);
+
+        // Fan out the genesis output to one output per transaction of a block.
+        let input = *b.unspent.values().next().expect("the genesis output");
+        let coins = GENESIS_COINS / TXS_PER_BLOCK as u64;
+        let hours = b.hours(&input) / 2 / TXS_PER_BLOCK as u64;
+        let outputs: Vec<(u64, u64)> = (0..TXS_PER_BLOCK as u64)
+            .map(|i| (coins, hours - i)) // distinct hours: distinct ids
+            .collect();
+        let fan_out = b.block(vec![b.tx(&input, &outputs)]);
+        b.commit(&fan_out);
+
+        // Each measured block moves every output on, burning half of its hours.
+        let mut steps = Vec::with_capacity(BLOCKS);
+        for _ in 0..BLOCKS {
+            let mut spend: Vec<UxOut> = b.unspent.values().copied().collect();
+            spend.sort_by_key(UxOut::hash);
+            let txs = spend
+                .iter()
+                .map(|ux| b.tx(ux, &[(ux.body.coins, b.hours(ux) / 2)]))
+                .collect();
+            let block = b.block(txs);
+            steps.push(Step {
+                head: b.head,
+                ux_hash: b.ux_hash,
+                unspent: b.unspent.clone(),
+                block: block.clone(),
+            });
+            b.commit(&block);
+        }
+        Self {
+            params,
+            genesis,
+            setup: vec![signed_genesis, fan_out],
+            steps,
+        }
+    }
+}
+
+/// Signatures for the raw rate: ours (recoverable, as in a transaction) and
+/// the bare crate's, over the same digests.
+struct RawSigs {
+    address: Address,
+    sigs: Vec<(Hash, Sig)>,
+    public: secp256k1::PublicKey,
+    bare: Vec<(secp256k1::Message, secp256k1::ecdsa::Signature)>,
+}
+
+impl RawSigs {
+    fn new() -> Self {
+        let keypair = key(3);
+        let secret = secp256k1::SecretKey::from_secret_bytes([3; 32]).expect("a valid secret");
+        let digests: Vec<Hash> = (0..SIGS as u64).map(|i| sha256(&i.to_le_bytes())).collect();
+        Self {
+            address: keypair.address(),
+            sigs: digests
+                .iter()
+                .map(|d| (*d, Sig::sign(&keypair, d)))
+                .collect(),
+            public: secp256k1::PublicKey::from_secret_key(&secret),
+            bare: digests
+                .iter()
+                .map(|d| {
+                    let msg = secp256k1::Message::from_digest(d.0);
+                    (msg, secp256k1::ecdsa::sign(msg, &secret))
+                })
+                .collect(),
+        }
+    }
+
+    /// One pass of `Sig::verify_address` over the signatures.
+    fn pass_sig(&self) {
+        for (digest, sig) in &self.sigs {
+            sig.verify_address(&self.address, digest)
+                .expect("a valid signature");
+        }
+    }
+
+    /// One pass of `secp256k1::ecdsa::verify` over the signatures.
+    fn pass_bare(&self) {
+        for (msg, sig) in &self.bare {
+            secp256k1::ecdsa::verify(sig, *msg, &self.public).expect("a valid signature");
+        }
+    }
+}
+
+/// Verifications per second of `pass` on one thread for about [`RAW_TIME`].
+fn raw_single(pass: impl Fn()) -> f64 {
+    let started = Instant::now();
+    let mut passes = 0;
+    while started.elapsed() < RAW_TIME {
+        pass();
+        passes += 1;
+    }
+    (passes * SIGS) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Verifications per second of `pass` on `threads` threads, each doing the
+/// passes one thread does in about [`RAW_TIME`] at `single` per second.
+fn raw_parallel(pass: impl Fn() + Sync, threads: usize, single: f64) -> f64 {
+    let passes = ((single * RAW_TIME.as_secs_f64()) / SIGS as f64).ceil() as usize;
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..passes {
+                    pass();
+                }
+            });
+        }
+    });
+    (threads * passes * SIGS) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Transactions per second of `verify_block` over the fixture's blocks.
+fn verify_only(fixture: &Fixture) -> f64 {
+    let started = Instant::now();
+    for _ in 0..VERIFY_PASSES {
+        for step in &fixture.steps {
+            verify_block(
+                &fixture.params,
+                &step.head,
+                &step.ux_hash,
+                &step.unspent,
+                &step.block,
+            )
+            .expect("the block verifies");
+        }
+    }
+    (VERIFY_PASSES * BLOCKS * TXS_PER_BLOCK) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Blocks per second of `Chain::apply` of the fixture's blocks on a fresh
+/// SQLite file.
+fn verify_apply(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    rt.block_on(async {
+        let db = Db::sqlite_file(&dir.path().join("chain.db"))
+            .await
+            .expect("open");
+        db.migrate(&ChainStore::migrations())
+            .await
+            .expect("migrate");
+        let chain = Chain::new(ChainStore::new(db), fixture.params, fixture.genesis.clone());
+        for block in &fixture.setup {
+            chain.apply(block).await.expect("setup block applies");
+        }
+        let started = Instant::now();
+        for step in &fixture.steps {
+            chain.apply(&step.block).await.expect("the block applies");
+        }
+        BLOCKS as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Instant::now();
+    let fixture = Fixture::build();
+    let raw = RawSigs::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "built {BLOCKS} blocks of {TXS_PER_BLOCK} single-input transactions in {:.1} s; {threads} threads",
+        started.elapsed().as_secs_f64()
+    );
+
+    // Per round: [sig 1, sig N, bare 1, bare N, verify tx/s, apply blocks/s].
+    let mut rounds: Vec<[f64; 6]> = Vec::with_capacity(ROUNDS);
+    for round in 1..=ROUNDS {
+        let sig1 = raw_single(|| raw.pass_sig());
+        let sig_n = raw_parallel(|| raw.pass_sig(), threads, sig1);
+        let bare1 = raw_single(|| raw.pass_bare());
+        let bare_n = raw_parallel(|| raw.pass_bare(), threads, bare1);
+        let verify = verify_only(&fixture);
+        let apply = verify_apply(&fixture, &rt);
+        println!(
+            "round {round}: Sig::verify_address {sig1:.0}/s (1) {sig_n:.0}/s ({threads}); \
+             ecdsa::verify {bare1:.0}/s (1) {bare_n:.0}/s ({threads}); \
+             verify_block {verify:.0} tx/s; Chain::apply {apply:.1} blocks/s"
+        );
+        rounds.push([sig1, sig_n, bare1, bare_n, verify, apply]);
+    }
+    let col = |i: usize| median(rounds.iter().map(|r| r[i]).collect());
+    let ratio = |num: usize, den: usize, scale: f64| {
+        let values: Vec<f64> = rounds.iter().map(|r| r[num] * scale / r[den]).collect();
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (median(values), lo, hi)
+    };
+    let tpb = TXS_PER_BLOCK as f64;
+
+    println!();
+    println!("| rate (median of {ROUNDS} rounds) | per second |");
+    println!("|---|---|");
+    println!(
+        "| raw `Sig::verify_address`, 1 thread | {:.0} verifications |",
+        col(0)
+    );
+    println!(
+        "| raw `Sig::verify_address`, {threads} threads | {:.0} verifications |",
+        col(1)
+    );
+    println!(
+        "| raw `secp256k1::ecdsa::verify`, 1 thread | {:.0} verifications |",
+        col(2)
+    );
+    println!(
+        "| raw `secp256k1::ecdsa::verify`, {threads} threads | {:.0} verifications |",
+        col(3)
+    );
+    println!(
+        "| `verify_block` (HashMap set) | {:.0} transactions ({:.1} blocks) |",
+        col(4),
+        col(4) / tpb
+    );
+    println!(
+        "| `Chain::apply` (SQLite file) | {:.0} transactions ({:.1} blocks) |",
+        col(5) * tpb,
+        col(5)
+    );
+
+    println!();
+    println!(
+        "| ratio (median [min–max]) | vs `Sig::verify_address` {threads} threads | vs 1 thread | vs `ecdsa::verify` {threads} threads | vs 1 thread |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, num, scale) in [
+        ("verify only, tx/s", 4, 1.0),
+        ("verify + apply, tx/s", 5, tpb),
+    ] {
+        let cells: Vec<String> = [1, 0, 3, 2]
+            .iter()
+            .map(|&den| {
+                let (m, lo, hi) = ratio(num, den, scale);
+                format!("{m:.3} [{lo:.3}–{hi:.3}]")
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+    println!();
+    println!("target (issue 5): verify + apply ≥ 0.7 of the raw rate on all cores");
+    println!("total {:.1} s", started.elapsed().as_secs_f64());
+}
