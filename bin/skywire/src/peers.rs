@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use skywire_pool::store::now_ms;
 use skywire_proto::dht::v1::{self as dht_api, discovery_client::DiscoveryClient};
 use skywire_proto::pool::v1::{self as api, pool_client::PoolClient};
 use tonic::transport::{Channel, Endpoint};
@@ -323,12 +324,12 @@ async fn execute(cmd: PeersCommand) -> Result<Outcome, Failure> {
 /// Why a `peers` command failed: what the JSON error and the exit message
 /// say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Failure {
+pub(crate) struct Failure {
     /// The gRPC status code: the server's, or the closest one for a local
     /// failure (`Unavailable` when the endpoint cannot be reached).
-    code: Code,
+    pub(crate) code: Code,
     /// What went wrong.
-    message: String,
+    pub(crate) message: String,
     /// Whether the server answered with this status (its message is then
     /// shown after the code's name) rather than the CLI failing to ask.
     remote: bool,
@@ -336,7 +337,7 @@ struct Failure {
 
 impl Failure {
     /// A failure on this side: the message says it all.
-    fn local(code: Code, message: String) -> Self {
+    pub(crate) fn local(code: Code, message: String) -> Self {
         Self {
             code,
             message,
@@ -356,7 +357,7 @@ impl Failure {
     /// a transport error (it carries that error as its source), e.g. because
     /// the endpoint closed the connection or does not speak gRPC, counts as
     /// unreachable.
-    fn from_status(admin: &str, status: &Status) -> Self {
+    pub(crate) fn from_status(admin: &str, status: &Status) -> Self {
         if std::error::Error::source(status).is_some() {
             return Self::unreachable(
                 admin,
@@ -371,7 +372,7 @@ impl Failure {
     }
 
     /// `{"error":{"code":"invalid_argument","message":"..."}}`.
-    fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         serde_json::json!({
             "error": { "code": code_name(self.code), "message": self.message }
         })
@@ -449,7 +450,7 @@ fn admin_uri(admin: &str) -> Result<String, Failure> {
 
 /// A client of the admin endpoint at `admin`, connected within
 /// [`CONNECT_TIMEOUT`].
-async fn connect(admin: &str) -> Result<Channel, Failure> {
+pub(crate) async fn connect(admin: &str) -> Result<Channel, Failure> {
     connect_within(admin, CONNECT_TIMEOUT).await
 }
 
@@ -479,7 +480,7 @@ async fn connect_within(admin: &str, timeout: Duration) -> Result<Channel, Failu
 /// Awaits one request to the endpoint at `admin`, at most `timeout`
 /// ([`REQUEST_TIMEOUT`]): a server that took the connection but never
 /// answers (not gRPC, or stuck) must not hang the CLI.
-async fn call<T>(
+pub(crate) async fn call<T>(
     admin: &str,
     timeout: Duration,
     request: impl Future<Output = Result<tonic::Response<T>, Status>>,
@@ -509,14 +510,9 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Writes `text` and a newline to stdout. A closed pipe (`| head`) is not an
 /// error worth a panic.
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-}
-
-/// Now, in unix milliseconds, as the peer store's times are.
-fn now_ms() -> i64 {
-    i64::try_from(skywire_record::now_ms()).unwrap_or(i64::MAX)
 }
 
 /// A peer as `--json` prints it: every field of `skywire.pool.v1.Peer`, the
@@ -609,7 +605,7 @@ fn truncate(text: &str, width: usize) -> String {
 
 /// `text` with control characters (a peer's advertised strings could carry
 /// terminal escapes) replaced by `?`.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
@@ -757,7 +753,7 @@ fn format_ago(then_ms: i64, now_ms: i64) -> String {
 }
 
 /// `unix_ms` as an RFC 3339 UTC time to the second: `2026-03-05T14:22:10Z`.
-fn format_utc(unix_ms: i64) -> String {
+pub(crate) fn format_utc(unix_ms: i64) -> String {
     let secs = unix_ms.div_euclid(1000);
     let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::{BIN, NodeProcess, run};
 
 use serde_json::Value;
+use skywire_pool::store::now_ms;
 
 /// How long a test waits for a node to log a line or for the pool to see a
 /// change.
@@ -107,10 +108,6 @@ fn stdout(out: &Output) -> String {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn now_ms() -> i64 {
-    skywire_record::now_ms().try_into().unwrap()
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! | `sw.gw.<gateway>.open` | instance → gateway | `OpenOutbound` → `OpenReply` |
 //! | `sw.gw.<gateway>.cmd`, `sw.gw.any.cmd` (queue group), `sw.gw.all.cmd` | pool → gateways | `GatewayCommand` → `CommandReply` |
 //! | `sw.peer.up`, `sw.peer.down` | gateway → anyone | `PeerEvent` |
+//! | `sw.pool.ban` (queue group) | any service → one pool instance | `Ban` → `CommandReply` |
 //!
 //! `<service>` is an SWP/1 service name (`name/major`, e.g. `echo/1`), valid
 //! as one token because service names never contain `.`, `*`, `>` or
@@ -33,6 +34,13 @@ pub const PEER_DOWN: &str = "sw.peer.down";
 /// Both [`PEER_UP`] and [`PEER_DOWN`], in one subscription (so their order
 /// is kept).
 pub const PEER_EVENTS: &str = "sw.peer.*";
+
+/// A service asks the pool to ban a peer that misbehaved on one of its channels (queue
+/// group [`POOL_GROUP`]): the pool stores the ban and tells every gateway.
+pub const POOL_BAN: &str = "sw.pool.ban";
+
+/// The queue group of the pool's instances.
+pub const POOL_GROUP: &str = "pool";
 
 /// Commands any one gateway replica may answer (queue group [`GATEWAY_ANY_GROUP`]).
 pub const GATEWAY_ANY_CMD: &str = "sw.gw.any.cmd";

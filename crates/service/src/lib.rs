@@ -9,6 +9,8 @@
 //!   control end to end and fragmentation of large messages. The gateway
 //!   holds the other end of every link.
 //! - [`registry`]: who is alive, from heartbeats.
+//! - [`sync`]: [`sync::lock`], the poison-tolerant `Mutex` lock services share
+//!   state with.
 //!
 //! A peer's message travels: peer → gateway (SWP/1 channel) → link over the
 //! bus (`sw.inst.<instance>.chan`) → [`ServiceChannel::recv`]; replies go
@@ -17,6 +19,7 @@
 pub mod host;
 pub mod link;
 pub mod registry;
+pub mod sync;
 
 pub use host::{HostError, Incoming, PeerInfo, ServiceChannel, ServiceHost};
 pub use link::{LinkError, LinkKey, LinkReceiver, LinkSender, Links};

@@ -16,9 +16,10 @@ use bytes::Bytes;
 use prost::Message as _;
 use skywire_bus::{BusError, subjects};
 use skywire_proto::bus::v1::{self as pb, gateway_command::Command};
+use skywire_service::sync::lock;
 use skywire_wire::Reason;
 
-use crate::{Inner, lock};
+use crate::Inner;
 
 /// Longest ban a command may set (a year).
 pub const MAX_BAN: Duration = Duration::from_secs(365 * 24 * 3600);

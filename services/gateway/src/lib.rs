@@ -30,7 +30,7 @@ pub mod limits;
 pub mod testing;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,6 +42,7 @@ use skywire_kv::presence::Presence;
 use skywire_proto::bus::v1 as pb;
 use skywire_service::Links;
 use skywire_service::registry::{self, Change, HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Registry};
+use skywire_service::sync::lock;
 /// The process's metric registry, which [`Gateway::bind`] registers the
 /// gateway's families on.
 pub use skywire_telemetry::Metrics;
@@ -142,14 +143,6 @@ struct Live {
     /// The task that claims presence and publishes `sw.peer.up`; the
     /// "down" waits for it.
     announced: tokio::task::JoinHandle<()>,
-}
-
-/// Locks `mutex`, carrying on after a panic elsewhere poisoned it (every
-/// critical section leaves its data consistent).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Inner {

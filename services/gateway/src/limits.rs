@@ -39,12 +39,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use skywire_kv::{ConnectionLimiter, Kv, KvError, RateLimiter};
+use skywire_service::sync::lock;
 use skywire_wire::Reason;
 use skywire_wire::driver::Refusal;
 use skywire_wire::node::Admission;
 use tokio_util::sync::CancellationToken;
-
-use crate::lock;
 
 /// Default cap on concurrent connections from one IP, across replicas. A
 /// node normally needs one connection to a gateway; 16 leaves room for

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
@@ -25,6 +25,7 @@ use skywire_pool::{BanReason, Pool, PoolError};
 use skywire_proto::bus::v1 as bus_pb;
 use skywire_proto::wire::v1::Reason;
 use skywire_record::{NodeRecord, VerifyCache, now_ms};
+use skywire_service::sync::lock;
 use skywire_service::{HostError, LinkError, ServiceChannel, ServiceHost};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -125,12 +126,6 @@ struct Inner {
     exchanges: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Pex {

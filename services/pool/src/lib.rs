@@ -22,7 +22,7 @@ pub mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,11 +32,12 @@ use skywire_identity::{Address, PublicKey as NodeId};
 use skywire_proto::bus::v1::{self as pb, gateway_command::Command};
 use skywire_proto::wire::v1::Reason;
 use skywire_service::registry::watch_departures;
+use skywire_service::sync::lock;
 use skywire_service::{HostError, Incoming, LinkError, ServiceHost};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::store::{PeerStore, StoreError, StoredPeer};
+use crate::store::{PeerStore, StoreError, StoredPeer, now_ms};
 
 /// Stored endpoints [`Pool::dial_address`] tries before asking the DHT: the
 /// most recent ones; older ones are likelier stale, and each failure can
@@ -81,7 +82,15 @@ pub enum BanReason {
     Abuse,
     /// An operator banned it for as long as they said.
     Operator(Duration),
+    /// A service caught it misbehaving on one of its channels and asked for
+    /// a ban on the bus ([`subjects::POOL_BAN`]): as long as the service
+    /// asked, at most [`MAX_SERVICE_BAN`].
+    Service(Duration),
 }
+
+/// The longest ban a service may ask for ([`BanReason::Service`]): a day,
+/// as for [`BanReason::InvalidData`].
+pub const MAX_SERVICE_BAN: Duration = Duration::from_secs(24 * 3600);
 
 impl BanReason {
     /// How long this kind of ban lasts.
@@ -91,6 +100,7 @@ impl BanReason {
             Self::InvalidData => Duration::from_secs(24 * 3600),
             Self::Abuse => Duration::from_secs(600),
             Self::Operator(d) => d,
+            Self::Service(d) => d.min(MAX_SERVICE_BAN),
         }
     }
 }
@@ -227,21 +237,10 @@ struct Inner {
     tasks: TaskTracker,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Whether `a` and `b` are the same connection: connection ids are unique
 /// only within one gateway replica.
 fn same_connection(a: &pb::Peer, b: &pb::Peer) -> bool {
     a.gateway == b.gateway && a.connection == b.connection
-}
-
-/// Milliseconds since the Unix epoch, as the store's columns hold them.
-fn now_ms() -> i64 {
-    i64::try_from(skywire_record::now_ms()).unwrap_or(i64::MAX)
 }
 
 /// The Skycoin address of a node id.
@@ -290,8 +289,12 @@ impl Pool {
         // connection arrive in the order it sent them.
         let events = bus.subscribe(subjects::PEER_EVENTS).await?;
         let heartbeats = bus.subscribe(subjects::HEARTBEAT).await?;
+        let bans = bus
+            .queue_subscribe(subjects::POOL_BAN, subjects::POOL_GROUP)
+            .await?;
         let pool = Self { inner };
         pool.spawn_events(events);
+        pool.spawn_service_bans(bans);
         pool.spawn_gateway_watch(heartbeats);
         pool.spawn_dialer();
         pool.spawn_ban_rebroadcast();
@@ -318,6 +321,50 @@ impl Pool {
                 }
             }
         });
+    }
+
+    /// Takes the bans services ask for on [`subjects::POOL_BAN`]: a `Ban`,
+    /// answered with a `CommandReply` (its `error` set if the ban failed).
+    fn spawn_service_bans(&self, mut requests: skywire_bus::Subscription) {
+        let pool = self.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                let message = tokio::select! {
+                    m = requests.next() => m,
+                    () = pool.inner.shutdown.cancelled() => None,
+                };
+                let Some(message) = message else { break };
+                let result = match pb::Ban::decode(message.payload.clone()) {
+                    Ok(ban) => pool.service_ban(&ban).await,
+                    Err(e) => Err(format!("malformed ban: {e}")),
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, "service ban refused");
+                }
+                let reply = pb::CommandReply {
+                    error: result.err().unwrap_or_default(),
+                    peer: None,
+                };
+                let _ = pool
+                    .inner
+                    .bus
+                    .respond(&message, Bytes::from(reply.encode_to_vec()))
+                    .await;
+            }
+        });
+    }
+
+    /// Bans the peer of a service's `ban`.
+    async fn service_ban(&self, ban: &pb::Ban) -> Result<(), String> {
+        let node_id = <[u8; 33]>::try_from(ban.node_id.as_ref())
+            .map_err(|_| "node_id: 33 bytes expected".to_owned())?;
+        let duration = BanReason::Service(Duration::from_millis(ban.duration_ms));
+        let why: String = ban.reason.chars().take(store::MAX_BAN_REASON_LEN).collect();
+        self.ban(&node_id, duration, &why)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(node_id = %hex::encode(node_id), ?duration, %why, "peer banned at a service's request");
+        Ok(())
     }
 
     async fn peer_event(&self, mut event: pb::PeerEvent) {

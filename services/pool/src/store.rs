@@ -86,6 +86,14 @@ pub const MAX_LIST_LIMIT: u32 = 10_000;
 /// overshoot the cap. Any fixed number unlikely to clash: "skywpool" in ASCII.
 const EVICTION_LOCK_KEY: i64 = 0x736b_7977_706f_6f6c;
 
+/// Now, in milliseconds since the Unix epoch, as the store's columns hold
+/// them (`i64`, SQL's `BIGINT`): [`skywire_record::now_ms`], saturating at
+/// `i64::MAX` (some 292 million years away). Every time the store is given
+/// (`now_ms` arguments, ban ends) is on this clock.
+pub fn now_ms() -> i64 {
+    i64::try_from(skywire_record::now_ms()).unwrap_or(i64::MAX)
+}
+
 /// What the store refuses or fails at.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

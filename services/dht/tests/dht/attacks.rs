@@ -6,6 +6,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use prost::Message as _;
@@ -13,9 +14,9 @@ use skywire_dht::Key;
 use skywire_identity::Keypair;
 use skywire_proto::dht::v1 as pb;
 use skywire_record::{NodeRecord, now_ms};
-use skywire_wire::{Channel, Connection, Node, NodeConfig, NodeHandle, Service};
+use skywire_wire::Channel;
 
-use crate::helpers::{TestNode, next_ip};
+use crate::helpers::{RawNode, Reply, Respond, TestNode, empty_answer, next_ip};
 
 /// A record of a fresh key at an address where nothing listens.
 fn bogus_record(i: u32) -> pb::NodeRecord {
@@ -27,83 +28,22 @@ fn bogus_record(i: u32) -> pb::NodeRecord {
 }
 
 /// How the attacker answers each `dht/1` request (after Ping, which it
-/// answers honestly so that it gets into tables).
+/// answers honestly so that it gets into tables), given how many it
+/// answered before.
 type Answer = Arc<dyn Fn(u32) -> pb::Response + Send + Sync>;
 
-/// The malicious node.
-pub(crate) struct Attacker {
-    pub(crate) key: Keypair,
-    pub(crate) handle: NodeHandle,
-    pub(crate) record: NodeRecord,
-    /// Requests it answered with `Answer` (all but Ping).
-    pub(crate) answered: Arc<std::sync::atomic::AtomicU32>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Attacker {
-    async fn start(answer: Answer) -> Self {
-        let key = Keypair::generate();
-        let secret = secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).unwrap();
-        let listen = SocketAddr::from((next_ip(), 0));
-        let config = NodeConfig {
-            connection: skywire_gateway::testing::connection_config(secret),
-            listen,
-            max_connections: 100,
-        };
-        // The record needs the port: bind first, then sign.
-        let record_cell: Arc<std::sync::OnceLock<NodeRecord>> = Arc::default();
-        let cell = record_cell.clone();
-        let counter = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let answered = counter.clone();
-        let service: Service = Arc::new(move |mut channel: Channel| {
-            let (cell, answer, counter) = (cell.clone(), answer.clone(), counter.clone());
-            Box::pin(async move {
-                while let Ok(Some(message)) = channel.recv().await {
-                    let request = pb::Request::decode(message).unwrap();
-                    let response = match request.body {
-                        Some(pb::request::Body::Ping(_)) => pb::Response {
-                            body: Some(pb::response::Body::Pong(pb::Pong {
-                                record: cell.get().map(NodeRecord::to_proto),
-                            })),
-                        },
-                        _ => answer(counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
-                    };
-                    if channel
-                        .send(Bytes::from(response.encode_to_vec()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-        });
-        let node = Node::bind(config, [("dht/1".to_string(), service)])
-            .await
-            .unwrap();
-        let handle = node.handle();
-        let record =
-            NodeRecord::sign(&key, vec![handle.local_addr()], vec![], 1, now_ms()).unwrap();
-        record_cell.set(record.clone()).unwrap();
-        Self {
-            key,
-            handle,
-            record,
-            answered,
-            task: tokio::spawn(node.run()),
-        }
-    }
-
-    /// A `dht/1` client connection to `node`.
-    async fn connect(&self, node: &TestNode) -> Connection {
-        let key = secp256k1::PublicKey::from_slice(&node.key.public_key().to_bytes()).unwrap();
-        self.handle.connect(node.addr, &key).await.unwrap()
-    }
-
-    async fn stop(self) {
-        self.handle.shutdown();
-        self.task.await.unwrap();
-    }
+/// A malicious node answering as `answer` says, and the count of requests
+/// it answered with `answer` (all but Ping).
+async fn attacker(answer: Answer) -> (RawNode, Arc<AtomicU32>) {
+    let answered = Arc::new(AtomicU32::new(0));
+    let counter = answered.clone();
+    let respond: Respond = Arc::new(move |body, record| {
+        Reply::Answer(match body {
+            pb::request::Body::Ping(_) => empty_answer(body, record),
+            _ => answer(counter.fetch_add(1, Ordering::Relaxed)),
+        })
+    });
+    (RawNode::start(Keypair::generate(), respond).await, answered)
 }
 
 fn nodes(list: Vec<pb::NodeRecord>) -> pb::Response {
@@ -183,7 +123,7 @@ async fn bad_answers_poison_no_table() {
         }
         _ => nodes((0..20).map(|i| bogus_record(n * 100 + i)).collect()),
     });
-    let m = Attacker::start(answer).await;
+    let (m, answered) = attacker(answer).await;
     let victim = TestNode::start_with(
         Keypair::generate(),
         next_ip(),
@@ -201,7 +141,7 @@ async fn bad_answers_poison_no_table() {
         let nobody = Keypair::generate().address();
         assert!(victim.dht.resolve(&nobody).await.is_err());
     }
-    let answered = m.answered.load(std::sync::atomic::Ordering::Relaxed);
+    let answered = answered.load(Ordering::Relaxed);
     assert!(answered >= 2, "the attacker was asked {answered} times");
     // Each bad answer counts as a failure: the attacker is dropped.
     assert!(
@@ -241,7 +181,7 @@ async fn bad_answers_poison_no_table() {
 async fn a_find_flood_is_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestNode::join(dir.path(), &[]).await;
-    let m = Attacker::start(Arc::new(|_| nodes(Vec::new()))).await;
+    let (m, _) = attacker(Arc::new(|_| nodes(Vec::new()))).await;
     let conn = m.connect(&b).await;
     let mut channel = conn.open("dht/1", 6).await.unwrap();
     let find = pb::Request {
@@ -286,7 +226,7 @@ async fn bad_requests_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestNode::join(dir.path(), &[]).await;
     let c = TestNode::join(dir.path(), &[&b]).await;
-    let m = Attacker::start(Arc::new(|_| nodes(Vec::new()))).await;
+    let (m, _) = attacker(Arc::new(|_| nodes(Vec::new()))).await;
     let conn = m.connect(&b).await;
     let put = |sender: pb::NodeRecord| pb::Request {
         sender: Some(sender),
@@ -357,15 +297,14 @@ async fn bad_requests_are_refused() {
 /// admitted: nothing proved it listens where its record says.
 #[tokio::test]
 async fn a_node_that_dialed_in_is_not_admitted_at_an_endpoint_it_never_proved() {
-    use std::sync::atomic::Ordering::Relaxed;
     let dir = tempfile::tempdir().unwrap();
-    let m = Attacker::start(Arc::new(|_| nodes(Vec::new()))).await;
+    let (m, m_answered) = attacker(Arc::new(|_| nodes(Vec::new()))).await;
     let elsewhere = SocketAddr::from(([127, 252, 0, 1], 9));
     let m_record = NodeRecord::sign(&m.key, vec![elsewhere], vec![], 2, now_ms())
         .unwrap()
         .to_proto();
     // The guide answers every lookup request with M's record.
-    let guide = Attacker::start(Arc::new(move |_| nodes(vec![m_record.clone()]))).await;
+    let (guide, _) = attacker(Arc::new(move |_| nodes(vec![m_record.clone()]))).await;
     let victim = TestNode::start_with(
         Keypair::generate(),
         next_ip(),
@@ -377,13 +316,13 @@ async fn a_node_that_dialed_in_is_not_admitted_at_an_endpoint_it_never_proved() 
     // M dials the victim and keeps the connection; lookups then meet M
     // through the guide and ask it over that connection.
     let _held = m.connect(&victim).await;
-    let before = m.answered.load(Relaxed);
+    let before = m_answered.load(Ordering::Relaxed);
     for _ in 0..3 {
         let nobody = Keypair::generate().address();
         assert!(victim.dht.resolve(&nobody).await.is_err());
     }
     assert!(
-        m.answered.load(Relaxed) > before,
+        m_answered.load(Ordering::Relaxed) > before,
         "the lookups never asked M"
     );
     let m_key = Key::of_node(&m.key.public_key());

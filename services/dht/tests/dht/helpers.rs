@@ -2,12 +2,18 @@
 //! DHT on an in-process bus, with the routing table in a SQLite file. Each
 //! node listens on its own 127.x.y.1 address, so every node is on its own
 //! /24 as on a real network, and the subnet limits apply as they would.
+//!
+//! And [`RawNode`], a plain SWP/1 node speaking `dht/1` by hand, for the
+//! tests that need a peer to misbehave or to be slow.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
+use prost::Message as _;
 use skywire_bus::Bus;
 use skywire_db::Db;
 use skywire_dht::{Dht, DhtConfig};
@@ -16,6 +22,9 @@ use skywire_gateway::testing::{init_logging, start_gateway};
 use skywire_identity::{Keypair, PublicKey};
 use skywire_kv::Kv;
 use skywire_kv::presence::Presence;
+use skywire_proto::dht::v1 as pb;
+use skywire_record::{NodeRecord, now_ms};
+use skywire_wire::{Channel, Connection, Node, NodeConfig, NodeHandle, Service};
 
 /// A fresh 127.x.y.1 address for each node of the test process.
 pub(crate) fn next_ip() -> Ipv4Addr {
@@ -138,4 +147,143 @@ impl TestNode {
         self.gateway.shutdown();
         self.task.await.unwrap();
     }
+}
+
+/// How long a [`RawNode`] holds a request it does not answer: until the
+/// asker gives up, or long after it should have.
+const HOLD: Duration = Duration::from_secs(30);
+
+/// Requests raw nodes hold unanswered: now, and the most at once.
+#[derive(Default)]
+pub(crate) struct Held {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Held {
+    fn enter(&self) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn now(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+/// What a [`RawNode`] does with one `dht/1` request.
+pub(crate) enum Reply {
+    /// Sends this answer, then waits for the channel's next request.
+    Answer(pb::Response),
+    /// Sends nothing and holds the channel, counted in this [`Held`], until
+    /// the asker gives up (or [`HOLD`] passes); then drops it.
+    Hold(Arc<Held>),
+}
+
+/// How a [`RawNode`] replies to a request: given its body and the node's
+/// own record (set once the node is bound, before anyone can reach it).
+pub(crate) type Respond =
+    Arc<dyn Fn(&pb::request::Body, Option<&NodeRecord>) -> Reply + Send + Sync>;
+
+/// A plain SWP/1 node speaking `dht/1` by hand: as a client, it opens raw
+/// channels to a [`TestNode`]; as a server, it replies to each request as
+/// its [`Respond`] says. A request that does not decode, or has no body,
+/// ends the channel.
+pub(crate) struct RawNode {
+    pub(crate) key: Keypair,
+    pub(crate) handle: NodeHandle,
+    /// Its signed record, at its listening address.
+    pub(crate) record: NodeRecord,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawNode {
+    /// Starts a raw node with `key` on a fresh address.
+    pub(crate) async fn start(key: Keypair, respond: Respond) -> Self {
+        let secret = secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).unwrap();
+        let config = NodeConfig {
+            connection: skywire_gateway::testing::connection_config(secret),
+            listen: SocketAddr::from((next_ip(), 0)),
+            max_connections: 100,
+        };
+        // The record needs the port: bind first, then sign.
+        let record_cell: Arc<OnceLock<NodeRecord>> = Arc::default();
+        let cell = record_cell.clone();
+        let service: Service = Arc::new(move |channel: Channel| {
+            Box::pin(serve(channel, cell.clone(), respond.clone()))
+        });
+        let node = Node::bind(config, [("dht/1".to_string(), service)])
+            .await
+            .unwrap();
+        let handle = node.handle();
+        let record =
+            NodeRecord::sign(&key, vec![handle.local_addr()], vec![], 1, now_ms()).unwrap();
+        record_cell.set(record.clone()).unwrap();
+        Self {
+            key,
+            handle,
+            record,
+            task: tokio::spawn(node.run()),
+        }
+    }
+
+    /// A connection to `node`, for raw `dht/1` channels.
+    pub(crate) async fn connect(&self, node: &TestNode) -> Connection {
+        let key = secp256k1::PublicKey::from_slice(&node.key.public_key().to_bytes()).unwrap();
+        self.handle.connect(node.addr, &key).await.unwrap()
+    }
+
+    /// Shuts the node down and waits for it.
+    pub(crate) async fn stop(self) {
+        self.handle.shutdown();
+        self.task.await.unwrap();
+    }
+}
+
+/// Serves one inbound `dht/1` channel of a [`RawNode`].
+async fn serve(mut channel: Channel, record: Arc<OnceLock<NodeRecord>>, respond: Respond) {
+    while let Ok(Some(message)) = channel.recv().await {
+        let Some(body) = pb::Request::decode(message).ok().and_then(|r| r.body) else {
+            return;
+        };
+        match respond(&body, record.get()) {
+            Reply::Answer(response) => {
+                let sent = channel.send(Bytes::from(response.encode_to_vec())).await;
+                if sent.is_err() {
+                    return;
+                }
+            }
+            Reply::Hold(held) => {
+                held.enter();
+                let _ = tokio::time::timeout(HOLD, channel.recv()).await;
+                held.leave();
+                return;
+            }
+        }
+    }
+}
+
+/// The answer of a node that knows nothing: a Pong with `record`, no
+/// nodes, no record, no providers, and every put taken.
+pub(crate) fn empty_answer(body: &pb::request::Body, record: Option<&NodeRecord>) -> pb::Response {
+    use pb::request::Body as Rq;
+    use pb::response::Body as Rs;
+    let body = match body {
+        Rq::Ping(_) => Rs::Pong(pb::Pong {
+            record: record.map(NodeRecord::to_proto),
+        }),
+        Rq::FindNode(_) => Rs::Nodes(pb::Nodes { nodes: Vec::new() }),
+        Rq::GetRecord(_) => Rs::Record(pb::RecordReply::default()),
+        Rq::PutRecord(_) | Rq::AddProvider(_) => Rs::Stored(pb::Stored { ttl_ms: 60_000 }),
+        Rq::GetProviders(_) => Rs::Providers(pb::ProvidersReply::default()),
+    };
+    pb::Response { body: Some(body) }
 }

@@ -4,10 +4,8 @@
 //! requests from the bus and liveness checks run at most so many at once.
 //! Each test fails if its limit is lifted.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,13 +15,13 @@ use skywire_dht::service::REQUEST_TIMEOUT;
 use skywire_dht::{DhtConfig, DhtError, Key, TableConfig};
 use skywire_identity::Keypair;
 use skywire_proto::dht::v1 as pb;
-use skywire_record::{NodeRecord, now_ms};
+use skywire_record::NodeRecord;
 use skywire_wire::driver::OpenChannelError;
 use skywire_wire::session::ChannelError;
-use skywire_wire::{Channel, Connection, Node, NodeConfig, NodeHandle, Reason, Service};
+use skywire_wire::{Channel, Connection, Reason};
 use tokio::time::Instant;
 
-use crate::helpers::{TestNode, next_ip};
+use crate::helpers::{Held, RawNode, Reply, Respond, TestNode, empty_answer, next_ip};
 
 // The limits under test, as documented (`skywire_dht::service` and
 // `skywire_dht::api`). Written out rather than imported, so that changing
@@ -49,124 +47,20 @@ const SWEEP: Duration = Duration::from_secs(2);
 /// Slack for the node's tasks and the bus after a timer fires.
 const MARGIN: Duration = Duration::from_millis(1500);
 
-/// Requests raw nodes hold unanswered: now, and the most at once.
-#[derive(Default)]
-struct Held {
-    now: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-impl Held {
-    fn enter(&self) {
-        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-    }
-
-    fn leave(&self) {
-        self.now.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    fn now(&self) -> usize {
-        self.now.load(Ordering::SeqCst)
-    }
-
-    fn peak(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
-    }
-}
-
 /// Which requests a raw node holds unanswered (until the asker gives up).
 type Hang = fn(&pb::request::Body) -> bool;
 
-/// A plain SWP/1 node speaking `dht/1` by hand: as a client, it opens raw
-/// channels to a [`TestNode`]; as a server, it answers requests honestly
-/// but empty (no nodes, no records), except those `hang` picks, which it
-/// holds unanswered and counts in a [`Held`].
-struct RawNode {
-    key: Keypair,
-    handle: NodeHandle,
-    record: NodeRecord,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl RawNode {
-    async fn start(key: Keypair, hang: Hang, held: Arc<Held>) -> Self {
-        let secret = secp256k1::SecretKey::from_secret_bytes(*key.secret_bytes()).unwrap();
-        let config = NodeConfig {
-            connection: skywire_gateway::testing::connection_config(secret),
-            listen: SocketAddr::from((next_ip(), 0)),
-            max_connections: 100,
-        };
-        // The record needs the port: bind first, then sign.
-        let record_cell: Arc<std::sync::OnceLock<NodeRecord>> = Arc::default();
-        let cell = record_cell.clone();
-        let service: Service = Arc::new(move |mut channel: Channel| {
-            let (cell, held) = (cell.clone(), held.clone());
-            Box::pin(async move {
-                while let Ok(Some(message)) = channel.recv().await {
-                    let Some(body) = pb::Request::decode(message).ok().and_then(|r| r.body) else {
-                        return;
-                    };
-                    if hang(&body) {
-                        held.enter();
-                        // Until the asker gives up (or long after it should).
-                        let _ = tokio::time::timeout(Duration::from_secs(30), channel.recv()).await;
-                        held.leave();
-                        return;
-                    }
-                    let response = empty_answer(&body, cell.get());
-                    if channel
-                        .send(Bytes::from(response.encode_to_vec()))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            })
-        });
-        let node = Node::bind(config, [("dht/1".to_string(), service)])
-            .await
-            .unwrap();
-        let handle = node.handle();
-        let record =
-            NodeRecord::sign(&key, vec![handle.local_addr()], vec![], 1, now_ms()).unwrap();
-        record_cell.set(record.clone()).unwrap();
-        Self {
-            key,
-            handle,
-            record,
-            task: tokio::spawn(node.run()),
+/// A [`RawNode`] that answers requests honestly but empty (no nodes, no
+/// records), except those `hang` picks, which it holds unanswered and
+/// counts in `held`.
+fn hanging(hang: Hang, held: Arc<Held>) -> Respond {
+    Arc::new(move |body, record| {
+        if hang(body) {
+            Reply::Hold(held.clone())
+        } else {
+            Reply::Answer(empty_answer(body, record))
         }
-    }
-
-    /// A connection to `node`, for raw `dht/1` channels.
-    async fn connect(&self, node: &TestNode) -> Connection {
-        let key = secp256k1::PublicKey::from_slice(&node.key.public_key().to_bytes()).unwrap();
-        self.handle.connect(node.addr, &key).await.unwrap()
-    }
-
-    async fn stop(self) {
-        self.handle.shutdown();
-        self.task.await.unwrap();
-    }
-}
-
-/// The answer of a node that knows nothing: a Pong with `record`, no
-/// nodes, no record, no providers, and every put taken.
-fn empty_answer(body: &pb::request::Body, record: Option<&NodeRecord>) -> pb::Response {
-    use pb::request::Body as Rq;
-    use pb::response::Body as Rs;
-    let body = match body {
-        Rq::Ping(_) => Rs::Pong(pb::Pong {
-            record: record.map(NodeRecord::to_proto),
-        }),
-        Rq::FindNode(_) => Rs::Nodes(pb::Nodes { nodes: Vec::new() }),
-        Rq::GetRecord(_) => Rs::Record(pb::RecordReply::default()),
-        Rq::PutRecord(_) | Rq::AddProvider(_) => Rs::Stored(pb::Stored { ttl_ms: 60_000 }),
-        Rq::GetProviders(_) => Rs::Providers(pb::ProvidersReply::default()),
-    };
-    pb::Response { body: Some(body) }
+    })
 }
 
 /// A Ping, from `sender` if given (which offers it to the table).
@@ -230,7 +124,7 @@ async fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool
 async fn a_silent_channel_is_reset_after_the_idle_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestNode::join(dir.path(), &[]).await;
-    let client = RawNode::start(Keypair::generate(), |_| true, Arc::default()).await;
+    let client = RawNode::start(Keypair::generate(), hanging(|_| true, Arc::default())).await;
     let conn = client.connect(&b).await;
 
     let mut channel = conn.open("dht/1", 6).await.unwrap();
@@ -275,7 +169,7 @@ async fn a_silent_channel_is_reset_after_the_idle_timeout() {
 async fn channels_beyond_max_serving_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let b = TestNode::join(dir.path(), &[]).await;
-    let client = RawNode::start(Keypair::generate(), |_| true, Arc::default()).await;
+    let client = RawNode::start(Keypair::generate(), hanging(|_| true, Arc::default())).await;
     let conn = client.connect(&b).await;
 
     // Opened one after the other: the DHT takes them in order, so all of
@@ -410,8 +304,10 @@ async fn bus_resolves_run_at_most_max_at_once() {
     let held = Arc::new(Held::default());
     let slow = RawNode::start(
         Keypair::generate(),
-        |body| matches!(body, pb::request::Body::GetRecord(_)),
-        held.clone(),
+        hanging(
+            |body| matches!(body, pb::request::Body::GetRecord(_)),
+            held.clone(),
+        ),
     )
     .await;
     let node = TestNode::start_with(
@@ -485,8 +381,20 @@ async fn liveness_checks_run_at_most_max_at_once() {
     let mut olds = Vec::new();
     let mut news = Vec::new();
     for bucket in 0..full {
-        olds.push(RawNode::start(key_in_bucket(&local, bucket), |_| true, held.clone()).await);
-        news.push(RawNode::start(key_in_bucket(&local, bucket), |_| true, held.clone()).await);
+        olds.push(
+            RawNode::start(
+                key_in_bucket(&local, bucket),
+                hanging(|_| true, held.clone()),
+            )
+            .await,
+        );
+        news.push(
+            RawNode::start(
+                key_in_bucket(&local, bucket),
+                hanging(|_| true, held.clone()),
+            )
+            .await,
+        );
     }
     // Each old node asks, and so fills its bucket.
     let mut connections = Vec::new();

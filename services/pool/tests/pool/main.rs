@@ -8,6 +8,7 @@ mod helpers;
 
 use helpers::{Infra, MODES, Remote, eventually, until_some};
 use secp256k1::SecretKey;
+use skywire_pool::store::now_ms;
 use skywire_proto::pool::v1 as api;
 use skywire_wire::pb::{self, Reason, control::Msg};
 use skywire_wire::testing::{RawClient, control_frame};
@@ -343,10 +344,6 @@ fn address_of(key: &secp256k1::PublicKey) -> String {
     skywire_identity::Address::of_node_id(&key.serialize())
         .unwrap()
         .to_string()
-}
-
-fn now_ms() -> i64 {
-    skywire_record::now_ms().try_into().unwrap()
 }
 
 #[tokio::test]
