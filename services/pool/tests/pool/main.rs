@@ -607,3 +607,69 @@ async fn dialing_by_address_uses_the_endpoints_the_store_holds_before_the_dht() 
         remote.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_service_asking_on_the_bus_bans_a_peer_for_as_long_as_it_asked_at_most_a_day() {
+    use prost::Message as _;
+    use skywire_proto::bus::v1 as bus_pb;
+
+    for mode in MODES {
+        let infra = Infra::new(mode).await;
+        let (gateway, gateway_task) = infra.gateway(SecretKey::new(&mut rand::rng())).await;
+        let mut pool = infra.pool(0).await;
+        let remote = Remote::start(SecretKey::new(&mut rand::rng()), "127.0.0.1:0").await;
+        let address = remote.address();
+        pool.client
+            .dial(api::DialRequest {
+                peer: remote.dial_string(),
+            })
+            .await
+            .unwrap();
+        let ask = |ban: bus_pb::Ban| {
+            let bus = infra.bus.clone();
+            async move {
+                let reply = bus
+                    .request(
+                        skywire_bus::subjects::POOL_BAN,
+                        bytes::Bytes::from(ban.encode_to_vec()),
+                        std::time::Duration::from_secs(5),
+                    )
+                    .await
+                    .unwrap();
+                bus_pb::CommandReply::decode(reply.payload).unwrap().error
+            }
+        };
+        // Malformed: refused with a reason, nobody banned.
+        let error = ask(bus_pb::Ban {
+            node_id: vec![2; 5].into(),
+            duration_ms: 1000,
+            reason: "bad".into(),
+        })
+        .await;
+        assert!(error.contains("33 bytes"), "{mode:?}: {error}");
+        // A week asked: a day given; the peer dropped.
+        let before = now_ms();
+        let error = ask(bus_pb::Ban {
+            node_id: remote.public_key().serialize().to_vec().into(),
+            duration_ms: 7 * 24 * 3600 * 1000,
+            reason: "chain/1: lied".into(),
+        })
+        .await;
+        assert_eq!(error, "", "{mode:?}");
+        let peer = row_when(&pool.client, &address, "banned at the service's request", |p| {
+            !p.connected && p.ban_reason == "chain/1: lied"
+        })
+        .await;
+        let day = i64::try_from(skywire_pool::MAX_SERVICE_BAN.as_millis()).unwrap();
+        let after = now_ms();
+        assert!(
+            (before + day..=after + day).contains(&peer.banned_until_ms),
+            "{mode:?}: banned until {}",
+            peer.banned_until_ms
+        );
+        pool.stop().await;
+        gateway.shutdown();
+        gateway_task.await.unwrap();
+        remote.stop().await;
+    }
+}
