@@ -13,6 +13,7 @@ const SCHEMAS: &[&str] = &[
     "skywire/dht/v1/api.proto",
     "skywire/pex/v1/pex.proto",
     "skywire/chain/v1/chain.proto",
+    "skywire/chain/v1/api.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -58,8 +58,8 @@ pub mod pex {
 
 /// The `skywire.chain.*` packages: the blockchain's services.
 pub mod chain {
-    /// `skywire.chain.v1` (`chain.proto`): the `chain/1` and `txrelay/1`
-    /// messages.
+    /// `skywire.chain.v1` (`chain.proto`, `api.proto`): the `chain/1` and
+    /// `txrelay/1` messages, and the chain's gRPC API (client and server).
     #[allow(missing_docs, unreachable_pub, clippy::all)]
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/skywire.chain.v1.rs"));

@@ -75,6 +75,8 @@ use skywire_coin::{
 use skywire_db::{Db, Migrations};
 use skywire_identity::Address;
 
+use crate::sync::SignedHeader;
+
 use self::rows::{BlockRow, LockedHeadRow, UnspentRow};
 
 /// The service name the store's migrations are recorded under
@@ -503,9 +505,9 @@ impl ChainStore {
     }
 
     /// Up to `limit` (at most [`MAX_HEADERS_PER_CALL`]) consecutive block
-    /// headers from sequence number `from_seq`, in order: fewer only at the
-    /// head.
-    pub async fn headers(&self, from_seq: u64, limit: u32) -> Result<Vec<BlockHeader>, StoreError> {
+    /// headers with their signatures from sequence number `from_seq`, in
+    /// order: fewer only at the head.
+    pub async fn headers(&self, from_seq: u64, limit: u32) -> Result<Vec<SignedHeader>, StoreError> {
         let Ok(from) = i64::try_from(from_seq) else {
             return Ok(Vec::new());
         };
@@ -518,8 +520,11 @@ impl ChainStore {
         rows.into_iter()
             .map(|row| {
                 let seq = decode_seq(&format!("block {}", row.seq), row.seq)?;
-                let hash = decode_hash(&format!("block {seq}"), "hash", &row.hash)?;
-                decode_header(&row.header, seq, &hash)
+                let name = format!("block {seq}");
+                let hash = decode_hash(&name, "hash", &row.hash)?;
+                let header = decode_header(&row.header, seq, &hash)?;
+                let sig = decode_sig(&name, &row.sig)?;
+                Ok(SignedHeader { header, sig })
             })
             .collect()
     }
@@ -825,12 +830,16 @@ fn decode_block(row: BlockRow) -> Result<SignedBlock, StoreError> {
             format!("body hashes to {}, not {}", body.hash(), header.body_hash),
         ));
     }
-    let sig = skywire_coin::Sig::decode_exact(&row.sig)
-        .map_err(|e| corrupt(&name, format!("sig: {e}")))?;
+    let sig = decode_sig(&name, &row.sig)?;
     Ok(SignedBlock {
         block: Block { header, body },
         sig,
     })
+}
+
+/// A block's signature read back.
+fn decode_sig(name: &str, sig: &[u8]) -> Result<skywire_coin::Sig, StoreError> {
+    skywire_coin::Sig::decode_exact(sig).map_err(|e| corrupt(name, format!("sig: {e}")))
 }
 
 /// An unspent output read back, checked against its uxid.
@@ -899,6 +908,7 @@ mod rows {
         pub(super) seq: i64,
         pub(super) hash: Vec<u8>,
         pub(super) header: Vec<u8>,
+        pub(super) sig: Vec<u8>,
     }
 
     /// A `chain_transactions` row.
@@ -1193,7 +1203,7 @@ macro_rules! queries {
             limit: i64,
         ) -> Result<Vec<HeaderRow>, StoreError> {
             sqlx::query_as(
-                "SELECT seq, hash, header FROM chain_blocks WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                "SELECT seq, hash, header, sig FROM chain_blocks WHERE seq >= $1 ORDER BY seq LIMIT $2",
             )
             .bind(from)
             .bind(limit)

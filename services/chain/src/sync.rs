@@ -364,6 +364,11 @@ impl<P: Copy + Ord + Debug> SyncPlanner<P> {
         }
     }
 
+    /// The planner's limits.
+    pub fn config(&self) -> &SyncConfig {
+        &self.config
+    }
+
     // Peers.
 
     /// Starts tracking `peer` (a no-op if it already is).
@@ -705,6 +710,21 @@ impl<P: Copy + Ord + Debug> SyncPlanner<P> {
         self.received = self.received.split_off(&next);
         self.block_requests.retain(|_, r| r.end() > next);
         self.next_out = self.next_out.max(next);
+    }
+
+    /// Takes back `blocks`, handed out by [`SyncPlanner::ready`] and not applied for a
+    /// reason that is not theirs (the store failed, or the head moved): the next
+    /// [`SyncPlanner::ready`] hands them out again from the block after the applied head.
+    /// Blocks handed out and not given back are fetched again.
+    pub fn give_back(&mut self, blocks: Vec<SignedBlock>) {
+        let first = after(self.applied);
+        for block in blocks {
+            let seq = block.block.header.bk_seq;
+            if (first..self.next_out).contains(&seq) {
+                self.received.insert(seq, block);
+            }
+        }
+        self.next_out = first;
     }
 
     /// Block `seq`, handed out by [`SyncPlanner::ready`], failed verification. It matches

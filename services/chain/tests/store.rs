@@ -8,9 +8,10 @@
 mod common;
 
 use common::{COIN, GENESIS_COINS, Model, Next, key, migrated, on_both_backends, output};
+use skywire_chain::sync::SignedHeader;
 use skywire_chain::store::{Balance, ChainStore, Head, MAX_BATCH, MAX_BLOCKS_PER_CALL, StoreError};
 use skywire_coin::{
-    BlockHeader, Encode, Hash, Output, SignedBlock, UxHash, UxOut, create_unspents, sha256,
+    Encode, Hash, Output, SignedBlock, UxHash, UxOut, create_unspents, sha256,
 };
 use skywire_db::Db;
 
@@ -248,7 +249,7 @@ async fn blocks_and_transactions_read_back_equal(db: Db) {
     assert!(store.blocks(u64::MAX, 10).await.unwrap().is_empty());
     assert!(store.blocks(0, 0).await.unwrap().is_empty());
     assert_eq!(store.blocks(0, u32::MAX).await.unwrap().len(), 3);
-    let headers: Vec<BlockHeader> = model.blocks.iter().map(|b| b.block.header).collect();
+    let headers: Vec<SignedHeader> = model.blocks.iter().map(SignedHeader::from).collect();
     assert_eq!(store.headers(0, 10).await.unwrap(), headers);
     assert_eq!(store.headers(1, 1).await.unwrap(), headers[1..2]);
     assert!(store.headers(3, 10).await.unwrap().is_empty());
