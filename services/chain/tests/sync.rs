@@ -540,6 +540,34 @@ fn an_invalid_block_from_the_publisher_halts_sync() {
 }
 
 #[test]
+fn blocks_given_back_after_a_store_failure_are_handed_out_again_or_fetched_again() {
+    let model = chain();
+    let mut sync = with_headers(&model, config(), 30);
+    for (id, from, count) in sync.next_block_requests(0) {
+        let blocks = model.blocks[from as usize..(from + u64::from(count)) as usize].to_vec();
+        sync.on_blocks(id, from, blocks, 0).expect("good blocks");
+    }
+    let ready = sync.ready();
+    assert_eq!(ready.len(), 16);
+    sync.on_applied(1, ready[0].block.hash());
+    // Block 2 failed for the store's reason: 2.. are given back and handed out again.
+    sync.give_back(ready[1..].to_vec());
+    let again = sync.ready();
+    assert_eq!(again, ready[1..]);
+    // Given back without block 2: nothing is handed out until it is fetched again.
+    sync.give_back(again[1..].to_vec());
+    assert!(sync.ready().is_empty());
+    let requests = sync.next_block_requests(0);
+    assert!(
+        requests.iter().any(|(_, from, _)| *from == 2),
+        "block 2 asked again: {requests:?}"
+    );
+    // Blocks at or below the applied head are not taken back.
+    sync.give_back(vec![ready[0].clone()]);
+    assert!(sync.ready().is_empty());
+}
+
+#[test]
 fn peers_are_bounded() {
     let model = chain();
     let mut sync = planner(
