@@ -4,7 +4,10 @@
 # service; the command picks the service:
 #
 #   docker build -t skywire .
-#   docker run --rm skywire serve gateway      # or: serve pool, keys ..., node
+#   docker run --rm skywire serve gateway      # or: serve pool|dht|chain, keys ..., node
+#
+# Each service also has a binary of its own (skywire-gateway, skywire-pool,
+# skywire-dht, skywire-chain), the same as `skywire serve <service>`.
 #
 # The container defaults below bind the three endpoints on all interfaces
 # (SWP/1 7337, gRPC admin 7338, HTTP /metrics /healthz /readyz 7339) and keep
@@ -28,7 +31,7 @@ RUN --mount=type=cache,id=skywire-cargo-registry,target=/usr/local/cargo/registr
     --mount=type=cache,id=skywire-target,target=/src/target \
     cargo build --release --locked -p skywire \
  && install -D -m 0755 -t /out target/release/skywire target/release/skywire-gateway \
-      target/release/skywire-pool target/release/skywire-dht
+      target/release/skywire-pool target/release/skywire-dht target/release/skywire-chain
 
 # ---- runtime -----------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}
@@ -56,6 +59,7 @@ USER 10001:10001
 WORKDIR /var/lib/skywire
 VOLUME ["/var/lib/skywire"]
 # 7337 SWP/1 (gateway), 7338 gRPC admin + grpc.health.v1, 7339 HTTP metrics/probes.
+# (The DHT and the chain open no SWP/1 port: the gateways carry their traffic.)
 EXPOSE 7337 7338 7339
 ENTRYPOINT ["skywire"]
 CMD ["--help"]
