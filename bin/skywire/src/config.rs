@@ -54,10 +54,13 @@ pub(crate) const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Default PostgreSQL database: a local one on its standard port.
 pub(crate) const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/skywire";
 
+/// Default block interval of a publisher: Skycoin's ten seconds.
+pub(crate) const DEFAULT_BLOCK_INTERVAL_MS: u64 = 10_000;
+
 /// Every key of [`Config`]. The environment layer reads `SKYWIRE_<KEY>` for
 /// these only, so that unrelated variables (`SKYWIRE_OTLP_ENDPOINT`,
 /// `SKYWIRE_CONFIG`) are not unknown keys.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 17] = [
     "data_dir",
     "admin",
     "http",
@@ -72,12 +75,21 @@ const KEYS: [&str; 14] = [
     "key_file",
     "replica",
     "cluster",
+    "chain",
+    "chain_publisher_key",
+    "block_interval_ms",
 ];
 
 /// Keys whose environment value is parsed: a number, or a list written
 /// `[a, b]`. Every other value is taken verbatim as a string, so that
 /// `SKYWIRE_REPLICA=1` is the replica "1", not a number.
-const PARSED_FROM_ENV: [&str; 4] = ["max_connections", "connect", "bootstrap", "advertise"];
+const PARSED_FROM_ENV: [&str; 5] = [
+    "max_connections",
+    "connect",
+    "bootstrap",
+    "advertise",
+    "block_interval_ms",
+];
 
 /// Every setting of `skywire node` and `skywire serve`, after layering.
 #[derive(Debug, Deserialize)]
@@ -117,6 +129,15 @@ pub(crate) struct Config {
     pub(crate) replica: Option<String>,
     /// The cluster's name, when several share one NATS and Redis (`serve`).
     pub(crate) cluster: Option<String>,
+    /// The chain spec file (`skywire chain new` writes one); `None`: no
+    /// chain service runs.
+    pub(crate) chain: Option<PathBuf>,
+    /// The block publisher's key file: this node publishes the chain's
+    /// blocks.
+    pub(crate) chain_publisher_key: Option<PathBuf>,
+    /// How often a publisher makes a block (if it has transactions), in
+    /// milliseconds.
+    pub(crate) block_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -136,6 +157,9 @@ impl Default for Config {
             key_file: None,
             replica: None,
             cluster: None,
+            chain: None,
+            chain_publisher_key: None,
+            block_interval_ms: DEFAULT_BLOCK_INTERVAL_MS,
         }
     }
 }
@@ -254,6 +278,18 @@ pub(crate) struct CommonArgs {
     /// [env: SKYWIRE_HTTP] [default: 127.0.0.1:7339]
     #[arg(long, value_name = "HOST:PORT")]
     http: Option<SocketAddr>,
+    /// The chain to follow: a chain spec file (`skywire chain new`)
+    /// [env: SKYWIRE_CHAIN] [default: none, no chain service]
+    #[arg(long, value_name = "FILE")]
+    chain: Option<PathBuf>,
+    /// Publish the chain's blocks with this block publisher key file
+    /// [env: SKYWIRE_CHAIN_PUBLISHER_KEY] [default: none, follow only]
+    #[arg(long, value_name = "FILE")]
+    chain_publisher_key: Option<PathBuf>,
+    /// How often a publisher makes a block, if it has transactions
+    /// [env: SKYWIRE_BLOCK_INTERVAL_MS] [default: 10000]
+    #[arg(long, value_name = "MS")]
+    block_interval_ms: Option<u64>,
 }
 
 impl CommonArgs {
@@ -264,10 +300,19 @@ impl CommonArgs {
             data_dir,
             admin,
             http,
+            chain,
+            chain_publisher_key,
+            block_interval_ms,
         } = self;
         set(&mut config.data_dir, data_dir);
         set(&mut config.admin, admin);
         set(&mut config.http, http);
+        set(&mut config.chain, chain.map(Some));
+        set(
+            &mut config.chain_publisher_key,
+            chain_publisher_key.map(Some),
+        );
+        set(&mut config.block_interval_ms, block_interval_ms);
     }
 }
 
@@ -578,6 +623,9 @@ mod tests {
                 // Verbatim: strings, though they look like a number and a bool.
                 ("REPLICA", "1"),
                 ("CLUSTER", "true"),
+                ("CHAIN", "/chain.toml"),
+                ("CHAIN_PUBLISHER_KEY", "/publisher.key"),
+                ("BLOCK_INTERVAL_MS", "250"),
             ] {
                 jail.set_env(format!("SKYWIRE_{key}"), value);
             }
@@ -598,6 +646,9 @@ mod tests {
                 key_file,
                 replica,
                 cluster,
+                chain,
+                chain_publisher_key,
+                block_interval_ms,
             } = load(&[]).unwrap();
             assert_eq!(bootstrap, [peer(7)]);
             assert_eq!(advertise, [addr("192.0.2.1:8"), addr("192.0.2.2:9")]);
@@ -613,6 +664,9 @@ mod tests {
             assert_eq!(key_file, Some(PathBuf::from("/key")));
             assert_eq!(replica.as_deref(), Some("1"));
             assert_eq!(cluster.as_deref(), Some("true"));
+            assert_eq!(chain, Some(PathBuf::from("/chain.toml")));
+            assert_eq!(chain_publisher_key, Some(PathBuf::from("/publisher.key")));
+            assert_eq!(block_interval_ms, 250);
         });
     }
 
@@ -719,6 +773,8 @@ mod tests {
             assert_eq!(config.nats_url, DEFAULT_NATS_URL);
             assert_eq!(config.redis_url, DEFAULT_REDIS_URL);
             assert_eq!(config.database_url, DEFAULT_DATABASE_URL);
+            assert_eq!(config.block_interval_ms, DEFAULT_BLOCK_INTERVAL_MS);
+            assert_eq!(config.chain, None);
         });
     }
 

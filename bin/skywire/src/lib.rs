@@ -7,14 +7,17 @@
 //! show), `node` (`node` runs every service in one process, `serve` one
 //! service of a cluster, until SIGINT/SIGTERM; their settings come from
 //! `config`: defaults, a TOML file, `SKYWIRE_*` variables, flags) and
-//! `client` (`ping` and `bench` against a peer).
+//! `client` (`ping` and `bench` against a peer), `peers`, `chain` and
+//! `wallet` (clients of a node's admin endpoint).
 
+mod chain;
 mod client;
 mod config;
 mod keys;
 mod node;
 mod peer;
 mod peers;
+mod wallet;
 
 use std::path::PathBuf;
 
@@ -46,6 +49,20 @@ enum Command {
     /// Manage the node's peers through its admin endpoint.
     #[command(subcommand)]
     Peers(peers::PeersCommand),
+    /// Create a chain, and follow a node's chain through its admin endpoint.
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
+    /// A deterministic wallet: addresses from a seed, balances, payments.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+}
+
+/// The command `skywire ARGS` would run (`args` without the program name), for
+/// the commands' tests.
+#[cfg(test)]
+fn parse_command(args: &[&str]) -> Result<Command, clap::Error> {
+    Cli::try_parse_from(std::iter::once("skywire").chain(args.iter().copied()))
+        .map(|cli| cli.command)
 }
 
 /// One service's own binary: `skywire serve <service>`'s flags.
@@ -111,6 +128,8 @@ pub fn main() -> anyhow::Result<()> {
             Command::Ping(args) => client::ping(args).await,
             Command::Bench(args) => client::bench(args).await,
             Command::Peers(cmd) => peers::run(cmd).await,
+            Command::Chain(cmd) => chain::run(cmd).await,
+            Command::Wallet(cmd) => wallet::run(cmd).await,
         }
     })
 }

@@ -3,10 +3,14 @@
 //! PostgreSQL): the same services on different buses and stores.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use skywire_bus::Bus;
+use skywire_chain::chain::Chain;
+use skywire_chain::service::{self as chain_service, ChainService};
+use skywire_chain::store::ChainStore;
 use skywire_db::Db;
 use skywire_dht::{Dht, DhtConfig};
 use skywire_gateway::limits::IpLimitConfig;
@@ -63,6 +67,10 @@ pub enum ServiceKind {
     /// The DHT: finds nodes by address and providers of services; its
     /// routing table in PostgreSQL, its Discovery API on `--admin`.
     Dht,
+    /// The chain (`--chain`): sync, transaction relay, publishing with
+    /// `--chain-publisher-key`; its store in PostgreSQL, its API on
+    /// `--admin`.
+    Chain,
 }
 
 /// `skywire serve` flags.
@@ -93,6 +101,7 @@ impl ServiceKind {
             Self::Gateway => "gateway",
             Self::Pool => "pool",
             Self::Dht => "dht",
+            Self::Chain => "chain",
         }
     }
 
@@ -103,6 +112,7 @@ impl ServiceKind {
             Self::Gateway => "skywire-gateway",
             Self::Pool => "skywire-pool",
             Self::Dht => "skywire-dht",
+            Self::Chain => "skywire-chain",
         }
     }
 }
@@ -149,13 +159,14 @@ impl Running {
         Ok(())
     }
 
-    /// Serves the admin API on `addr`: the pool's, and the DHT's
-    /// Discovery API when the DHT runs in this process.
+    /// Serves the admin API on `addr`: the pool's, the DHT's Discovery API
+    /// and the chain's API when they run in this process.
     async fn serve_admin(
         &self,
         addr: SocketAddr,
         pool: Pool,
         dht: Option<Dht>,
+        chain: Option<ChainService>,
     ) -> anyhow::Result<()> {
         let listener = TcpListener::bind(addr)
             .await
@@ -165,6 +176,9 @@ impl Running {
         let mut routes = skywire_pool::admin::routes(pool, stop.clone()).await;
         if let Some(dht) = dht {
             routes = routes.add_service(skywire_dht::api::server(dht));
+        }
+        if let Some(chain) = chain {
+            routes = routes.add_service(skywire_chain::api::server(chain));
         }
         self.tasks.spawn(async move {
             if let Err(e) = skywire_pool::admin::serve_routes(listener, routes, stop).await {
@@ -176,24 +190,47 @@ impl Running {
 }
 
 impl Running {
-    /// Serves the DHT's Discovery API (and gRPC health) alone on `addr`.
-    async fn serve_discovery(&self, addr: SocketAddr, dht: Dht) -> anyhow::Result<()> {
+    /// Connects to the cluster's database at `url`, which `/readyz` then
+    /// checks.
+    async fn database(&self, url: &str) -> anyhow::Result<Db> {
+        let db = Db::connect(url)
+            .await
+            .context("cannot reach the database")?;
+        self.watch_database(&db);
+        Ok(db)
+    }
+
+    /// Makes `/readyz` check `db`.
+    fn watch_database(&self, db: &Db) {
+        let db = db.clone();
+        self.ready.add("database", move || {
+            let db = db.clone();
+            async move { db.ping().await.map_err(|e| e.to_string()) }
+        });
+    }
+
+    /// Serves one service's gRPC API alone on `addr`, with gRPC health
+    /// reporting `name` serving: a cluster's DHT or chain. `add` adds the
+    /// service to the routes.
+    async fn serve_api(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+        add: impl FnOnce(tonic::service::Routes) -> tonic::service::Routes,
+    ) -> anyhow::Result<()> {
         let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot serve the Discovery API on {addr}"))?;
+            .with_context(|| format!("cannot serve the API on {addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, "admin API on {}", listener.local_addr()?);
         let (health, health_service) = tonic_health::server::health_reporter();
         health
-            .set_serving::<skywire_proto::dht::v1::discovery_server::DiscoveryServer<
-                skywire_dht::api::DiscoveryService,
-            >>()
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
-        let routes =
-            tonic::service::Routes::new(health_service).add_service(skywire_dht::api::server(dht));
+        let routes = add(tonic::service::Routes::new(health_service));
         let stop = self.stop.clone();
         self.tasks.spawn(async move {
             if let Err(e) = skywire_pool::admin::serve_routes(listener, routes, stop).await {
-                tracing::error!(error = %e, "Discovery API failed");
+                tracing::error!(error = %e, "API server failed");
             }
         });
         Ok(())
@@ -250,6 +287,8 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
         kv: shared_kv.clone(),
     };
     let (pool, pex) = start_pool(&running, shared, db.clone(), "").await?;
+    let (chain_bus, chain_presence, chain_kv, chain_db) =
+        (bus.clone(), presence.clone(), shared_kv.clone(), db.clone());
     let listen = gateway.1.node().map(|n| n.local_addr());
     let dht = start_dht(
         &config,
@@ -264,8 +303,19 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
         "dht",
     )
     .await?;
+    let chain = start_chain(
+        &config,
+        Shared {
+            bus: chain_bus,
+            presence: chain_presence,
+            kv: chain_kv,
+        },
+        chain_db,
+        "chain",
+    )
+    .await?;
     running
-        .serve_admin(config.admin, pool.clone(), Some(dht.clone()))
+        .serve_admin(config.admin, pool.clone(), Some(dht.clone()), chain.clone())
         .await?;
     running.serve_http(config.http).await?;
     announce(&key, &gateway);
@@ -273,7 +323,13 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
         let pool = pool.clone();
         tokio::spawn(async move { dial(&pool, &peer).await });
     }
-    run_until_stopped(running, Some(gateway), Some((pool, pex)), Some(dht)).await
+    let services = Services {
+        gateway: Some(gateway),
+        pool: Some((pool, pex)),
+        dht: Some(dht),
+        chain,
+    };
+    run_until_stopped(running, services).await
 }
 
 pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Result<()> {
@@ -341,7 +397,11 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
                     }
                 });
             }
-            run_until_stopped(running, Some(gateway), None, None).await
+            let services = Services {
+                gateway: Some(gateway),
+                ..Services::default()
+            };
+            run_until_stopped(running, services).await
         }
         ServiceKind::Pool => {
             let db = Db::connect(&config.database_url)
@@ -350,7 +410,7 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
             let shared = Shared { bus, presence, kv };
             let (pool, pex) = start_pool(&running, shared, db, &format!("-{id}")).await?;
             running
-                .serve_admin(config.admin, pool.clone(), None)
+                .serve_admin(config.admin, pool.clone(), None, None)
                 .await?;
             running.serve_http(config.http).await?;
             tracing::info!(replica = %id, "pool running");
@@ -358,30 +418,60 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
                 let pool = pool.clone();
                 tokio::spawn(async move { dial(&pool, &peer).await });
             }
-            run_until_stopped(running, None, Some((pool, pex)), None).await
+            let services = Services {
+                pool: Some((pool, pex)),
+                ..Services::default()
+            };
+            run_until_stopped(running, services).await
         }
         ServiceKind::Dht => {
             let key = match &config.key_file {
                 Some(path) => crate::keys::load_shared(path)?,
                 None => crate::keys::load_or_create(&config.data_dir)?,
             };
-            let db = Db::connect(&config.database_url)
-                .await
-                .context("cannot reach the database")?;
-            let ready_db = db.clone();
-            running.ready.add("database", move || {
-                let db = ready_db.clone();
-                async move { db.ping().await.map_err(|e| e.to_string()) }
-            });
+            let db = running.database(&config.database_url).await?;
             // The gateways listen, not this process: the record advertises
             // what --advertise says.
             let shared = Shared { bus, presence, kv };
             let instance = format!("dht-{id}");
             let dht = start_dht(&config, &key, None, shared, db, &instance).await?;
-            running.serve_discovery(config.admin, dht.clone()).await?;
+            let api = dht.clone();
+            running
+                .serve_api(
+                    config.admin,
+                    skywire_proto::dht::v1::discovery_server::SERVICE_NAME,
+                    |routes| routes.add_service(skywire_dht::api::server(api)),
+                )
+                .await?;
             running.serve_http(config.http).await?;
             tracing::info!(replica = %id, "dht running");
-            run_until_stopped(running, None, None, Some(dht)).await
+            let services = Services {
+                dht: Some(dht),
+                ..Services::default()
+            };
+            run_until_stopped(running, services).await
+        }
+        ServiceKind::Chain => {
+            let db = running.database(&config.database_url).await?;
+            let shared = Shared { bus, presence, kv };
+            let chain = start_chain(&config, shared, db, &format!("chain-{id}"))
+                .await?
+                .context("no chain to serve: set --chain (a chain spec file)")?;
+            let api = chain.clone();
+            running
+                .serve_api(
+                    config.admin,
+                    skywire_proto::chain::v1::chain_api_server::SERVICE_NAME,
+                    |routes| routes.add_service(skywire_chain::api::server(api)),
+                )
+                .await?;
+            running.serve_http(config.http).await?;
+            tracing::info!(replica = %id, "chain running");
+            let services = Services {
+                chain: Some(chain),
+                ..Services::default()
+            };
+            run_until_stopped(running, services).await
         }
     }
 }
@@ -451,17 +541,50 @@ async fn start_pool(
     db.migrate(&PeerStore::migrations())
         .await
         .context("cannot migrate the peer store")?;
-    let ready_db = db.clone();
-    running.ready.add("database", move || {
-        let db = ready_db.clone();
-        async move { db.ping().await.map_err(|e| e.to_string()) }
-    });
+    running.watch_database(&db);
     let host = ServiceHost::start(bus.clone(), presence.clone(), &format!("pool{suffix}")).await?;
     let pool = Pool::start(bus.clone(), PeerStore::new(db), host, PoolConfig::default()).await?;
     let pex = Pex::launch(bus, presence, kv, pool.clone(), &format!("pex{suffix}"))
         .await
         .context("cannot start peer exchange")?;
     Ok((pool, pex))
+}
+
+/// Starts the chain service of `config.chain` (none if unset) as service
+/// instance `instance`, its store in `db` (migrated here), publishing if
+/// `config.chain_publisher_key` is set.
+async fn start_chain(
+    config: &Config,
+    shared: Shared,
+    db: Db,
+    instance: &str,
+) -> anyhow::Result<Option<ChainService>> {
+    let Some(path) = &config.chain else {
+        tracing::info!("no chain configured (--chain): the chain service does not run");
+        return Ok(None);
+    };
+    let spec = crate::chain::load_spec(path)?;
+    let publisher = config
+        .chain_publisher_key
+        .as_deref()
+        .map(crate::keys::load_shared)
+        .transpose()
+        .context("cannot read the block publisher key")?;
+    db.migrate(&ChainStore::migrations())
+        .await
+        .context("cannot migrate the chain store")?;
+    let chain = Chain::new(ChainStore::new(db), spec.params(), spec.genesis_block());
+    let Shared { bus, presence, .. } = shared;
+    let host = ServiceHost::start(bus, presence, instance).await?;
+    let service_config = chain_service::ServiceConfig {
+        publisher,
+        block_interval: Duration::from_millis(config.block_interval_ms),
+        ..chain_service::ServiceConfig::default()
+    };
+    let service = ChainService::start(host, chain, &spec, service_config)
+        .await
+        .context("cannot start the chain service")?;
+    Ok(Some(service))
 }
 
 /// Migrates the routing table's store and starts the DHT, its record
@@ -554,15 +677,26 @@ async fn dial(pool: &Pool, peer: &PeerAddr) {
     }
 }
 
-/// Runs until SIGINT/SIGTERM, then stops everything in order: the gateway
-/// (GoAway to every peer), peer exchange, the pool, the DHT, the servers.
-async fn run_until_stopped(
-    running: Running,
+/// What one process runs, stopped in this order by [`run_until_stopped`].
+#[derive(Default)]
+struct Services {
     gateway: Option<(Gateway, GatewayHandle)>,
     pool: Option<(Pool, Pex)>,
     dht: Option<Dht>,
-) -> anyhow::Result<()> {
+    chain: Option<ChainService>,
+}
+
+/// Runs until SIGINT/SIGTERM, then stops everything in order: the gateway
+/// (GoAway to every peer), peer exchange, the pool, the DHT, the chain, the
+/// servers.
+async fn run_until_stopped(running: Running, services: Services) -> anyhow::Result<()> {
     let Running { stop, tasks, .. } = running;
+    let Services {
+        gateway,
+        pool,
+        dht,
+        chain,
+    } = services;
     if let Some((gateway, handle)) = gateway {
         let run = tokio::spawn(gateway.run());
         stop.cancelled().await;
@@ -577,6 +711,9 @@ async fn run_until_stopped(
     }
     if let Some(dht) = dht {
         dht.shutdown().await;
+    }
+    if let Some(chain) = chain {
+        chain.shutdown().await;
     }
     tasks.close();
     tasks.wait().await;
