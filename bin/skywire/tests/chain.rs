@@ -7,7 +7,9 @@
 //! - transactions sent to a follower reach the publisher, land in blocks, and the
 //!   balances change everywhere;
 //! - a follower killed with SIGKILL in the middle of catching up restarts on its
-//!   database, consistent, and catches up.
+//!   database, consistent, and catches up;
+//! - in a cluster (NATS, Redis, PostgreSQL), the chain service as its own process
+//!   follows an outside publisher through a gateway, and relays payments to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -283,4 +285,134 @@ async fn a_publisher_and_two_followers_replicate_a_thousand_blocks() {
     }
     assert_eq!(balance(&mut l, &to).await, expected);
     drop((publisher, near, far, late));
+}
+
+/// The chain service as its own process of a cluster (`skywire-chain`: store in
+/// PostgreSQL, reaching peers through a gateway over NATS) follows an outside
+/// publisher, and a payment submitted to the cluster's API is relayed to the
+/// publisher, lands in a block and reaches the cluster's store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_runs_as_its_own_process_of_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let keys = wallet();
+    let out = run(&[
+        "chain",
+        "new",
+        "--out",
+        &path("chain.toml"),
+        "--publisher-key-out",
+        &path("publisher.key"),
+        "--genesis-address",
+        &keys[0].address().to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let spec = dir.path().join("chain.toml");
+    let publisher = node(
+        &dir.path().join("publisher"),
+        &spec,
+        &[
+            "--chain-publisher-key",
+            &path("publisher.key"),
+            "--block-interval-ms",
+            "20",
+        ],
+    );
+    let mut p = api(&publisher).await;
+    let (outputs, _) = unspent(&mut p, &keys[0].address()).await;
+    submit(&mut p, &split(&keys[0], &outputs[0], 50)).await;
+    wait_past(&mut p, 0, Duration::from_secs(10)).await;
+
+    let tag = format!("{:08x}", rand::random::<u32>());
+    let cluster = format!("test-{tag}");
+    let (db, database_url) = skywire_db::testing::fresh_postgres().await.unwrap();
+    let env = [
+        ("SKYWIRE_DATABASE_URL", database_url.as_str()),
+        ("SKYWIRE_CLUSTER", cluster.as_str()),
+    ];
+    let cluster_args = |replica: &str| {
+        vec![
+            "--data-dir".to_owned(),
+            path(replica),
+            "--replica".to_owned(),
+            format!("{replica}-{tag}"),
+            "--admin".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--http".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ]
+    };
+    let mut chain_args = cluster_args("chain");
+    chain_args.extend(["--chain".to_owned(), path("chain.toml")]);
+    let chain_args: Vec<&str> = chain_args.iter().map(String::as_str).collect();
+    let chain = common::Process::start_bin(common::CHAIN_BIN, &chain_args, &env);
+    let chain_admin = chain.word_after("admin API on ");
+    chain.said("chain service started");
+    // The gateway connects to the publisher once the chain service listens for peers.
+    let mut gateway_args = cluster_args("gw");
+    gateway_args.extend([
+        "--listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
+        "--connect".to_owned(),
+        publisher.dial.clone(),
+    ]);
+    let gateway_args: Vec<&str> = gateway_args.iter().map(String::as_str).collect();
+    let _gateway = common::Process::start_bin(common::GATEWAY_BIN, &gateway_args, &env);
+
+    let mut c = ChainApiClient::connect(format!("http://{chain_admin}"))
+        .await
+        .unwrap();
+    let target = head(&mut p).await;
+    let deadline = Instant::now() + SYNC_WAIT;
+    while head(&mut c).await != target {
+        assert!(Instant::now() < deadline, "the cluster did not sync");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A payment through the cluster's API reaches the publisher and comes back in a
+    // block.
+    let status = c.status(pb::StatusRequest {}).await.unwrap().into_inner();
+    let rules = SpendRules {
+        burn_factor: status.burn_factor,
+        max_droplet_precision: u8::try_from(status.max_droplet_precision).unwrap(),
+    };
+    let (outputs, head_time) = unspent(&mut c, &keys[0].address()).await;
+    let tx = build_spend(
+        &keys,
+        vec![outputs[0]],
+        head_time,
+        rules,
+        keys[1].address(),
+        5 * DROPLETS_PER_COIN,
+        keys[0].address(),
+    )
+    .unwrap();
+    submit(&mut c, &tx).await;
+    let deadline = Instant::now() + SYNC_WAIT;
+    while balance(&mut c, &keys[1].address()).await.0 != 5 * DROPLETS_PER_COIN {
+        assert!(Instant::now() < deadline, "the payment never landed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        balance(&mut p, &keys[1].address()).await.0,
+        5 * DROPLETS_PER_COIN
+    );
+
+    let skywire_db::Db::Postgres(pool) = db else {
+        panic!("fresh_postgres gives PostgreSQL");
+    };
+    let (seq, _) = head(&mut c).await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM chain_blocks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        u64::try_from(stored).unwrap(),
+        seq + 1,
+        "every block in PostgreSQL"
+    );
 }

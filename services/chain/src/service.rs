@@ -20,8 +20,11 @@
 //! - **Relay.** A peer's announced transaction ids are fetched if the pool lacks them,
 //!   each transaction checked against the head and the unspent set (or kept as an
 //!   orphan if its inputs are unknown), and announced on to the other peers in batches
-//!   every [`RELAY_INTERVAL`]. Each applied block removes its transactions (and those
-//!   conflicting with it) from the pool and re-checks the orphans it completes.
+//!   every [`RELAY_INTERVAL`]; those submitted on this node are announced again while
+//!   they stay in the pool (after [`REANNOUNCE_FIRST`], doubling up to
+//!   [`REANNOUNCE_MAX`]), since a peer that failed to fetch one has no other source.
+//!   Each applied block removes its transactions (and those conflicting with it) from
+//!   the pool and re-checks the orphans it completes.
 //! - **Publisher mode** (with the publisher's key): every
 //!   [`ServiceConfig::block_interval`], if the pool holds transactions, a block of the
 //!   best of them is made, signed, applied and announced.
@@ -37,7 +40,7 @@
 //! [`MAX_PENDING_ANNOUNCE`]. Ids refused lately, not fetched again:
 //! [`MAX_RECENTLY_REFUSED`]. The pool: [`MempoolConfig`].
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -98,6 +101,13 @@ pub const MAX_ANNOUNCES: usize = 32;
 /// New transactions waiting for the next announcement round; beyond it they are not
 /// announced (peers get them from the block).
 pub const MAX_PENDING_ANNOUNCE: usize = 10_000;
+
+/// When a transaction submitted on this node is first announced again (see
+/// `Reannounce`).
+pub const REANNOUNCE_FIRST: Duration = Duration::from_secs(2);
+
+/// The longest wait between two announcements of a transaction submitted here.
+pub const REANNOUNCE_MAX: Duration = Duration::from_secs(300);
 
 /// Transaction ids refused lately, not fetched again when announced.
 pub const MAX_RECENTLY_REFUSED: usize = 10_000;
@@ -257,6 +267,38 @@ pub struct Status {
     pub publisher: bool,
 }
 
+/// The transactions submitted on this node and when each is announced again: after
+/// [`REANNOUNCE_FIRST`], then twice as long each time up to [`REANNOUNCE_MAX`], while
+/// it is in the pool. A peer that could not fetch one (its channel refused, a timeout)
+/// is offered it again; nothing else would, since only this node had it.
+#[derive(Default)]
+struct Reannounce {
+    due: HashMap<Hash, (Instant, Duration)>,
+}
+
+impl Reannounce {
+    /// Tracks `txid` (bounded by the pool: entries leave with their transactions).
+    fn add(&mut self, txid: Hash, now: Instant) {
+        self.due
+            .insert(txid, (now + REANNOUNCE_FIRST, REANNOUNCE_FIRST));
+    }
+
+    /// The ids due at `now` that `in_pool` still holds (others are forgotten); each
+    /// is rescheduled.
+    fn due(&mut self, now: Instant, in_pool: impl Fn(&Hash) -> bool) -> Vec<Hash> {
+        self.due.retain(|txid, _| in_pool(txid));
+        let mut due = Vec::new();
+        for (txid, (at, wait)) in &mut self.due {
+            if *at <= now {
+                *wait = (*wait * 2).min(REANNOUNCE_MAX);
+                *at = now + *wait;
+                due.push(*txid);
+            }
+        }
+        due
+    }
+}
+
 /// Ids refused lately (bounded, oldest forgotten first).
 #[derive(Default)]
 struct Recent {
@@ -294,6 +336,8 @@ struct Inner {
     peers: Mutex<BTreeSet<PeerId>>,
     /// Transaction ids to announce, with the peer each came from.
     pending: Mutex<Vec<(Hash, Option<PeerId>)>>,
+    /// Transactions submitted here, announced again until they leave the pool.
+    local: Mutex<Reannounce>,
     refused: Mutex<Recent>,
     /// Held while the head may change or while a transaction is checked against it:
     /// applying, publishing, admitting to the pool.
@@ -347,7 +391,8 @@ impl ChainService {
         let chain_incoming = host.serve(CHAIN_SERVICE).await?;
         let relay_incoming = host.serve(RELAY_SERVICE).await?;
         let events = host.bus().subscribe(subjects::PEER_EVENTS).await?;
-        let planner = SyncPlanner::new(config.sync, spec.publisher, Some((head.seq(), head.hash())));
+        let planner =
+            SyncPlanner::new(config.sync, spec.publisher, Some((head.seq(), head.hash())));
         let block_interval = if config.block_interval.is_zero() {
             DEFAULT_BLOCK_INTERVAL
         } else {
@@ -364,6 +409,7 @@ impl ChainService {
                 mempool: Mutex::new(Mempool::new(config.mempool)),
                 peers: Mutex::new(BTreeSet::new()),
                 pending: Mutex::new(Vec::new()),
+                local: Mutex::new(Reannounce::default()),
                 refused: Mutex::new(Recent::default()),
                 writer: tokio::sync::Mutex::new(()),
                 tip,
@@ -437,7 +483,9 @@ impl ChainService {
     /// ([`ServiceError::Mempool`]); or the store failing.
     pub async fn submit(&self, tx: Transaction) -> Result<Hash, ServiceError> {
         let _writer = self.inner.writer.lock().await;
-        self.admit(tx, Source::Local).await
+        let txid = self.admit(tx, Source::Local).await?;
+        lock(&self.inner.local).add(txid, Instant::now());
+        Ok(txid)
     }
 
     /// Runs `task` as one of the service's: cancelled and awaited by
@@ -554,7 +602,12 @@ impl ChainService {
     // ---- Asking. ----
 
     /// A channel to `service` on the connected peer `peer`.
-    async fn open(&self, peer: &PeerId, service: &str, priority: u8) -> Result<ServiceChannel, HostError> {
+    async fn open(
+        &self,
+        peer: &PeerId,
+        service: &str,
+        priority: u8,
+    ) -> Result<ServiceChannel, HostError> {
         let mut attempt = 1;
         loop {
             match self.inner.host.open(peer, service, priority).await {
@@ -588,17 +641,37 @@ impl ChainService {
             .map_err(|_| AskError::Timeout)?
     }
 
-    async fn ask_chain(&self, peer: &PeerId, request: &ChainRequest) -> Result<ChainResponse, AskError> {
+    async fn ask_chain(
+        &self,
+        peer: &PeerId,
+        request: &ChainRequest,
+    ) -> Result<ChainResponse, AskError> {
         let timeout = Duration::from_millis(self.inner.planner_timeout_ms());
         let answer = self
-            .exchange(peer, CHAIN_SERVICE, CHAIN_PRIORITY, request.encode()?, timeout)
+            .exchange(
+                peer,
+                CHAIN_SERVICE,
+                CHAIN_PRIORITY,
+                request.encode()?,
+                timeout,
+            )
             .await?;
         Ok(protocol::decode_chain_response(&answer, request)?)
     }
 
-    async fn ask_relay(&self, peer: &PeerId, request: &RelayRequest) -> Result<RelayResponse, AskError> {
+    async fn ask_relay(
+        &self,
+        peer: &PeerId,
+        request: &RelayRequest,
+    ) -> Result<RelayResponse, AskError> {
         let answer = self
-            .exchange(peer, RELAY_SERVICE, RELAY_PRIORITY, request.encode()?, REQUEST_TIMEOUT)
+            .exchange(
+                peer,
+                RELAY_SERVICE,
+                RELAY_PRIORITY,
+                request.encode()?,
+                REQUEST_TIMEOUT,
+            )
             .await?;
         Ok(protocol::decode_relay_response(&answer, request)?)
     }
@@ -643,10 +716,15 @@ impl ChainService {
         let (stalled, headers, blocks) = {
             let mut planner = lock(&self.inner.planner);
             let stalled = planner.poll(now);
-            (stalled, planner.next_header_request(now), planner.next_block_requests(now))
+            (
+                stalled,
+                planner.next_header_request(now),
+                planner.next_block_requests(now),
+            )
         };
         for peer in stalled {
-            self.penalise(peer, Penalty::Stalled, "chain/1: stalled sync").await;
+            self.penalise(peer, Penalty::Stalled, "chain/1: stalled sync")
+                .await;
         }
         if let Some((peer, from_seq, count)) = headers {
             let service = self.clone();
@@ -696,7 +774,10 @@ impl ChainService {
                 // Most likely an answer that came after its request timed out.
                 tracing::debug!(peer = %hex::encode(peer), "late chain/1 answer dropped");
             }
-            Err(e) => self.penalise(peer, Penalty::Lied, &format!("chain/1: {e}")).await,
+            Err(e) => {
+                self.penalise(peer, Penalty::Lied, &format!("chain/1: {e}"))
+                    .await
+            }
         }
         self.inner.wake.notify_one();
     }
@@ -737,7 +818,13 @@ impl ChainService {
         let header = &block.block.header;
         let hash = header.hash();
         lock(&self.inner.planner).on_applied(header.bk_seq, hash);
-        let txids: Vec<Hash> = block.block.body.transactions.iter().map(Transaction::hash).collect();
+        let txids: Vec<Hash> = block
+            .block
+            .body
+            .transactions
+            .iter()
+            .map(Transaction::hash)
+            .collect();
         let spent: Vec<Hash> = block
             .block
             .body
@@ -771,7 +858,9 @@ impl ChainService {
     async fn announce_tips(self) {
         let mut tips = self.inner.tip.subscribe();
         while tips.changed().await.is_ok() {
-            let Some(tip) = *tips.borrow_and_update() else { continue };
+            let Some(tip) = *tips.borrow_and_update() else {
+                continue;
+            };
             let peers: Vec<PeerId> = lock(&self.inner.peers).iter().copied().collect();
             for peer in peers {
                 let Ok(permit) = self.inner.announces.clone().try_acquire_owned() else {
@@ -779,7 +868,10 @@ impl ChainService {
                 };
                 let service = self.clone();
                 self.spawn(async move {
-                    if let Err(e) = service.ask_chain(&peer, &ChainRequest::AnnounceTip(tip)).await {
+                    if let Err(e) = service
+                        .ask_chain(&peer, &ChainRequest::AnnounceTip(tip))
+                        .await
+                    {
                         service.failed(peer, e).await;
                     }
                     drop(permit);
@@ -817,7 +909,12 @@ impl ChainService {
     async fn admit(&self, tx: Transaction, source: Source) -> Result<Hash, ServiceError> {
         let from = source.peer();
         let txid = tx.hash();
-        let head = self.inner.chain.head().await?.ok_or(ServiceError::NoChain)?;
+        let head = self
+            .inner
+            .chain
+            .head()
+            .await?
+            .ok_or(ServiceError::NoChain)?;
         let unspent = self.inner.chain.store().unspent(&tx.inputs).await?;
         let missing: Vec<Hash> = tx
             .inputs
@@ -838,21 +935,25 @@ impl ChainService {
                 return Ok(txid);
             }
             let index = tx.inputs.iter().position(|id| id == first).unwrap_or(0);
-            return Err(ServiceError::UnknownInput { index, uxid: *first });
+            return Err(ServiceError::UnknownInput {
+                index,
+                uxid: *first,
+            });
         }
-        let verified = match verify_transaction(self.inner.chain.params(), &head.header, &unspent, &tx) {
-            Ok(verified) => verified,
-            Err(rejection) => {
-                lock(&self.inner.refused).insert(txid);
-                if let Some(peer) = from
-                    && rejection.proves_sender_misbehaved()
-                {
-                    self.penalise(peer, Penalty::Lied, &format!("txrelay/1: {rejection}"))
-                        .await;
+        let verified =
+            match verify_transaction(self.inner.chain.params(), &head.header, &unspent, &tx) {
+                Ok(verified) => verified,
+                Err(rejection) => {
+                    lock(&self.inner.refused).insert(txid);
+                    if let Some(peer) = from
+                        && rejection.proves_sender_misbehaved()
+                    {
+                        self.penalise(peer, Penalty::Lied, &format!("txrelay/1: {rejection}"))
+                            .await;
+                    }
+                    return Err(rejection.into());
                 }
-                return Err(rejection.into());
-            }
-        };
+            };
         // Evicted transactions may still be announced from the pending list; a peer
         // asking for one gets an answer without it.
         let _evicted = lock(&self.inner.mempool).insert(tx, verified, now_ms())?;
@@ -898,13 +999,19 @@ impl ChainService {
         }
     }
 
-    /// Every [`RELAY_INTERVAL`], announces the new transactions to every peer but the one
+    /// Every [`RELAY_INTERVAL`], announces the new transactions (and the local ones due
+    /// again) to every peer but the one
     /// each came from.
     async fn announce_transactions(self) {
         let mut tick = tokio::time::interval(RELAY_INTERVAL);
         loop {
             tick.tick().await;
-            let pending = std::mem::take(&mut *lock(&self.inner.pending));
+            let mut pending = std::mem::take(&mut *lock(&self.inner.pending));
+            let again = {
+                let pool = lock(&self.inner.mempool);
+                lock(&self.inner.local).due(Instant::now(), |txid| pool.contains(txid))
+            };
+            pending.extend(again.into_iter().map(|txid| (txid, None)));
             if pending.is_empty() {
                 continue;
             }
@@ -959,13 +1066,21 @@ impl ChainService {
             return Err(ServiceError::NotPublisher);
         };
         let _writer = self.inner.writer.lock().await;
-        let head = self.inner.chain.head().await?.ok_or(ServiceError::NoChain)?;
+        let head = self
+            .inner
+            .chain
+            .head()
+            .await?
+            .ok_or(ServiceError::NoChain)?;
         let params = self.inner.chain.params();
         let candidates = lock(&self.inner.mempool).select(params.max_block_size);
         if candidates.is_empty() {
             return Ok(None);
         }
-        let inputs: Vec<Hash> = candidates.iter().flat_map(|tx| tx.inputs.iter().copied()).collect();
+        let inputs: Vec<Hash> = candidates
+            .iter()
+            .flat_map(|tx| tx.inputs.iter().copied())
+            .collect();
         let unspent = self.inner.chain.store().unspent(&inputs).await?;
         let mut fee = 0u64;
         let mut txs = Vec::with_capacity(candidates.len());
@@ -996,8 +1111,7 @@ impl ChainService {
             time,
             fee,
             BlockBody { transactions: txs },
-        )
-        ?
+        )?
         .sign_block(key);
         let verified = self.inner.chain.apply(&block).await?;
         let seq = block.block.header.bk_seq;
@@ -1018,7 +1132,9 @@ impl ChainService {
         self.spawn(async move {
             while let Some(mut channel) = incoming.next().await {
                 let Ok(permit) = service.inner.serving.clone().try_acquire_owned() else {
-                    channel.reset(Reason::RateLimited, "too many requests at once").await;
+                    channel
+                        .reset(Reason::RateLimited, "too many requests at once")
+                        .await;
                     continue;
                 };
                 let task = serve(service.clone(), channel);
@@ -1048,9 +1164,14 @@ impl ChainService {
         }
     }
 
-    fn serve_chain(self, mut channel: ServiceChannel) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn serve_chain(
+        self,
+        mut channel: ServiceChannel,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
-            let Some(message) = Self::request(&mut channel).await else { return };
+            let Some(message) = Self::request(&mut channel).await else {
+                return;
+            };
             let peer = channel.peer().node_id;
             let answer = match protocol::decode_chain_request(&message) {
                 Ok(request) => self.answer_chain(peer, request).await,
@@ -1069,7 +1190,11 @@ impl ChainService {
         })
     }
 
-    async fn answer_chain(&self, peer: PeerId, request: ChainRequest) -> Result<ChainResponse, (Code, String)> {
+    async fn answer_chain(
+        &self,
+        peer: PeerId,
+        request: ChainRequest,
+    ) -> Result<ChainResponse, (Code, String)> {
         let store = self.inner.chain.store();
         let internal = |e: StoreError| {
             tracing::warn!(error = %e, "chain store failed");
@@ -1097,9 +1222,14 @@ impl ChainService {
         }
     }
 
-    fn serve_relay(self, mut channel: ServiceChannel) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn serve_relay(
+        self,
+        mut channel: ServiceChannel,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
-            let Some(message) = Self::request(&mut channel).await else { return };
+            let Some(message) = Self::request(&mut channel).await else {
+                return;
+            };
             let peer = channel.peer().node_id;
             let answer = match protocol::decode_relay_request(&message) {
                 Ok(RelayRequest::Announce(ids)) => {
@@ -1121,7 +1251,8 @@ impl ChainService {
                 }
                 Err(e) => Err(e),
             };
-            let bytes = answer.unwrap_or_else(|e| protocol::encode_relay_error(Code::BadRequest, &e.to_string()));
+            let bytes = answer
+                .unwrap_or_else(|e| protocol::encode_relay_error(Code::BadRequest, &e.to_string()));
             Self::reply(&mut channel, bytes).await;
         })
     }
@@ -1138,5 +1269,43 @@ impl ChainService {
 impl Inner {
     fn planner_timeout_ms(&self) -> u64 {
         lock(&self.planner).config().request_timeout_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_transactions_are_announced_again_less_and_less_often_while_pooled() {
+        let mut local = Reannounce::default();
+        let start = Instant::now();
+        let (a, b) = (Hash([1; 32]), Hash([2; 32]));
+        local.add(a, start);
+        local.add(b, start);
+        let pooled = |_: &Hash| true;
+        assert!(local.due(start, pooled).is_empty());
+        let mut due = local.due(start + REANNOUNCE_FIRST, pooled);
+        due.sort_by_key(|h| h.0);
+        assert_eq!(due, [a, b]);
+        // Next after twice the wait, then capped.
+        let second = start + REANNOUNCE_FIRST * 3;
+        assert!(
+            local
+                .due(second - Duration::from_millis(1), pooled)
+                .is_empty()
+        );
+        assert_eq!(
+            local.due(second, |t| *t == a),
+            [a],
+            "b left the pool: forgotten"
+        );
+        assert_eq!(local.due.len(), 1);
+        let mut at = second;
+        for _ in 0..20 {
+            at += REANNOUNCE_MAX;
+            assert_eq!(local.due(at, pooled), [a]);
+        }
+        assert_eq!(local.due[&a].1, REANNOUNCE_MAX);
     }
 }

@@ -19,6 +19,9 @@ pub const POOL_BIN: &str = env!("CARGO_BIN_EXE_skywire-pool");
 /// The DHT's own binary (`skywire serve dht` under its own name).
 pub const DHT_BIN: &str = env!("CARGO_BIN_EXE_skywire-dht");
 
+/// The chain's own binary (`skywire serve chain` under its own name).
+pub const CHAIN_BIN: &str = env!("CARGO_BIN_EXE_skywire-chain");
+
 /// A running `skywire` child.
 pub struct Process {
     child: Child,
@@ -32,7 +35,8 @@ pub struct Process {
 const MAX_HISTORY: usize = 10_000;
 
 impl Process {
-    /// Starts `skywire ARGS` with `env` set, logging at info without color.
+    /// Starts `skywire ARGS` with `env` set, logging without color at info,
+    /// or as `TEST_RUST_LOG` says (a `RUST_LOG` filter).
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         Self::start_bin(BIN, args, env)
     }
@@ -42,7 +46,10 @@ impl Process {
         let mut command = Command::new(binary);
         command
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("TEST_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .env("NO_COLOR", "1")
             .env_remove("SKYWIRE_ADMIN")
             .stderr(Stdio::piped());
