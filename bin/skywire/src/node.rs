@@ -143,13 +143,22 @@ impl Running {
         }
     }
 
-    /// Serves /metrics, /healthz and /readyz on `addr`.
-    async fn serve_http(&self, addr: SocketAddr) -> anyhow::Result<()> {
+    /// Serves /metrics, /healthz and /readyz on `addr`, and the chain's REST
+    /// API when the chain runs in this process.
+    async fn serve_http(
+        &self,
+        addr: SocketAddr,
+        chain: Option<&ChainService>,
+    ) -> anyhow::Result<()> {
         let listener = TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot serve HTTP on {addr}"))?;
         tracing::info!(addr = %listener.local_addr()?, "HTTP (/metrics, /healthz, /readyz) on {}", listener.local_addr()?);
-        let router = skywire_telemetry::http::router(self.metrics.clone(), self.ready.clone());
+        let api = chain
+            .map(|chain| skywire_chain::rest::router(chain.clone()))
+            .unwrap_or_default();
+        let router =
+            skywire_telemetry::http::router_with(self.metrics.clone(), self.ready.clone(), api);
         let stop = self.stop.clone();
         self.tasks.spawn(async move {
             if let Err(e) = skywire_telemetry::http::serve(listener, router, stop).await {
@@ -317,7 +326,7 @@ pub(crate) async fn node(args: NodeArgs) -> anyhow::Result<()> {
     running
         .serve_admin(config.admin, pool.clone(), Some(dht.clone()), chain.clone())
         .await?;
-    running.serve_http(config.http).await?;
+    running.serve_http(config.http, chain.as_ref()).await?;
     announce(&key, &gateway);
     for peer in config.connect {
         let pool = pool.clone();
@@ -382,7 +391,7 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
             };
             let shared = Shared { bus, presence, kv };
             let gateway = bind_gateway(&config, &key, id, shared, limits, &running.metrics).await?;
-            running.serve_http(config.http).await?;
+            running.serve_http(config.http, None).await?;
             announce(&key, &gateway);
             for peer in config.connect {
                 let node = gateway.1.node().cloned();
@@ -412,7 +421,7 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
             running
                 .serve_admin(config.admin, pool.clone(), None, None)
                 .await?;
-            running.serve_http(config.http).await?;
+            running.serve_http(config.http, None).await?;
             tracing::info!(replica = %id, "pool running");
             for peer in config.connect {
                 let pool = pool.clone();
@@ -443,7 +452,7 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
                     |routes| routes.add_service(skywire_dht::api::server(api)),
                 )
                 .await?;
-            running.serve_http(config.http).await?;
+            running.serve_http(config.http, None).await?;
             tracing::info!(replica = %id, "dht running");
             let services = Services {
                 dht: Some(dht),
@@ -465,7 +474,7 @@ pub(crate) async fn serve(service: ServiceKind, args: ServiceArgs) -> anyhow::Re
                     |routes| routes.add_service(skywire_chain::api::server(api)),
                 )
                 .await?;
-            running.serve_http(config.http).await?;
+            running.serve_http(config.http, Some(&chain)).await?;
             tracing::info!(replica = %id, "chain running");
             let services = Services {
                 chain: Some(chain),

@@ -127,6 +127,20 @@ fn split(key: &Keypair, from: &UxOut, n: u64) -> Transaction {
     tx
 }
 
+/// `GET path` on the HTTP listener `addr` (HTTP/1.1, one request): the status code
+/// and the JSON body.
+async fn http_get(addr: &str, path: &str) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, serde_json::from_str(body).unwrap())
+}
+
 /// `skywire node` on the chain `spec`, with `extra` flags.
 fn node(dir: &Path, spec: &Path, extra: &[&str]) -> NodeProcess {
     let mut args = vec!["--chain", spec.to_str().unwrap()];
@@ -176,6 +190,13 @@ async fn a_publisher_and_two_followers_replicate_a_thousand_blocks() {
     );
     let far_dir = dir.path().join("far");
     let far = node(&far_dir, &spec, &["--connect", &near.dial]);
+    let far_http = far.said("HTTP (/metrics, /healthz, /readyz) on ");
+    let far_http = far_http
+        .split("/readyz) on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
     let mut p = api(&publisher).await;
     let mut n = api(&near).await;
     let mut f = api(&far).await;
@@ -261,6 +282,15 @@ async fn a_publisher_and_two_followers_replicate_a_thousand_blocks() {
         .into_inner();
     let block = skywire_coin::SignedBlock::decode_exact(&block.block).unwrap();
     assert_eq!(block.block.hash().0.to_vec(), target.1);
+    // The same through the REST API on the node's HTTP listener.
+    let (code, status) = http_get(&far_http, "/api/v1/chain/status").await;
+    assert_eq!(code, 200);
+    assert_eq!(status["head"]["seq"], target.0);
+    assert_eq!(status["head"]["hash"], hex::encode(&target.1));
+    let (code, rest_balance) =
+        http_get(&far_http, &format!("/api/v1/chain/addresses/{to}/balance")).await;
+    assert_eq!(code, 200);
+    assert_eq!(rest_balance["coins"], expected.0);
 
     // A new follower syncing the whole chain is killed half way, restarts on its
     // database and catches up.

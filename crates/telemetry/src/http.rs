@@ -9,6 +9,7 @@
 //! - `GET /readyz`: runs every [`Readiness`] check concurrently, each bounded
 //!   by a timeout; `200 {"ready":true,"failing":[]}` when all pass, else
 //!   `503 {"ready":false,"failing":[{"check":"nats","error":"..."}]}`.
+//! - the routes of a service's API, when given ([`router_with`]);
 //! - anything else: `404 {"error":"not found"}`.
 //!
 //! Every request goes through load shedding, a concurrency limit shared by
@@ -76,6 +77,13 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The operations router for `metrics` and `ready`, with its limits applied.
 pub fn router(metrics: Metrics, ready: Readiness) -> Router {
+    router_with(metrics, ready, Router::new())
+}
+
+/// [`router`] with the routes of `api` too (a service's REST API, e.g. the
+/// chain's), under the same limits. `api` may raise the body limit for its
+/// own routes with a `DefaultBodyLimit` layer of its own.
+pub fn router_with(metrics: Metrics, ready: Readiness, api: Router) -> Router {
     let limits = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(limit_error))
         .load_shed()
@@ -87,6 +95,7 @@ pub fn router(metrics: Metrics, ready: Readiness) -> Router {
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(AppState { metrics, ready })
+        .merge(api)
         .layer(limits)
         .layer(DefaultBodyLimit::max(HTTP_BODY_LIMIT))
 }

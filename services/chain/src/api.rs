@@ -3,17 +3,17 @@
 //! transaction. Served on the node's admin endpoint, or on the chain service's own in a
 //! cluster; `skywire chain status` and `skywire wallet` are its clients.
 
-use skywire_coin::ux::total_coin_hours;
-use skywire_coin::{Decode, Encode, Hash, SignedBlock, Transaction, UxBody, UxHead, UxOut};
+use skywire_coin::{Decode, Encode, Hash, Transaction, UxBody, UxHead, UxOut};
 use skywire_identity::Address;
 use skywire_proto::chain::v1 as pb;
 use skywire_proto::chain::v1::chain_api_server::{ChainApi, ChainApiServer};
 use tonic::{Request, Response, Status};
 
+use crate::query::{BlockId, Failure, QueryError};
 use crate::service::{ChainService, ServiceError};
-use crate::store::{MAX_UNSPENT_PER_CALL, StoreError};
+use crate::store::StoreError;
 
-/// Most outputs [`ChainApi::get_unspent`] returns.
+/// Most outputs [`ChainApi::get_unspent`] (and the REST API) list.
 pub const MAX_UNSPENT_LISTED: u32 = 1000;
 
 /// The API over a running [`ChainService`].
@@ -39,23 +39,34 @@ fn store_status(error: StoreError) -> Status {
     Status::unavailable("the chain store failed")
 }
 
-/// The gRPC status of a refused submission: the client's fault
-/// (`FAILED_PRECONDITION`, `ALREADY_EXISTS`, `RESOURCE_EXHAUSTED`) or ours.
-fn submit_status(error: ServiceError) -> Status {
-    use crate::mempool::MempoolError;
-    match &error {
-        ServiceError::Store(_) | ServiceError::Host(_) | ServiceError::Bus(_) => {
-            tracing::warn!(%error, "submission failed");
-            Status::unavailable(error.to_string())
-        }
-        ServiceError::Mempool(MempoolError::Duplicate { .. }) | ServiceError::Confirmed(_) => {
-            Status::already_exists(error.to_string())
-        }
-        ServiceError::Mempool(MempoolError::PoolFull { .. }) => {
-            Status::resource_exhausted(error.to_string())
-        }
-        _ => Status::failed_precondition(error.to_string()),
+fn query_status(error: QueryError) -> Status {
+    match error {
+        QueryError::Store(error) => store_status(error),
+        other => status(other.failure(), other.to_string()),
     }
+}
+
+/// The gRPC status of a failure.
+fn status(failure: Failure, message: String) -> Status {
+    let code = match failure {
+        Failure::InvalidArgument | Failure::TooLarge => tonic::Code::InvalidArgument,
+        Failure::NotFound => tonic::Code::NotFound,
+        Failure::AlreadyExists => tonic::Code::AlreadyExists,
+        Failure::Rejected => tonic::Code::FailedPrecondition,
+        Failure::PoolFull => tonic::Code::ResourceExhausted,
+        Failure::Unavailable => tonic::Code::Unavailable,
+        Failure::Internal => tonic::Code::Internal,
+    };
+    Status::new(code, message)
+}
+
+/// The gRPC status of a refused submission.
+fn submit_status(error: ServiceError) -> Status {
+    let failure = error.failure();
+    if matches!(failure, Failure::Unavailable | Failure::Internal) {
+        tracing::warn!(%error, "submission failed");
+    }
+    status(failure, error.to_string())
 }
 
 fn hash(bytes: &[u8], what: &str) -> Result<Hash, Status> {
@@ -147,18 +158,17 @@ impl ChainApi for ChainApiService {
         &self,
         request: Request<pb::GetBlockRequest>,
     ) -> Result<Response<pb::GetBlockResponse>, Status> {
-        let store = self.service.chain().store();
-        let block: Option<SignedBlock> = match &request.get_ref().by {
-            Some(pb::get_block_request::By::Seq(seq)) => {
-                store.block_by_seq(*seq).await.map_err(store_status)?
-            }
-            Some(pb::get_block_request::By::Hash(bytes)) => store
-                .block_by_hash(&hash(bytes, "hash")?)
-                .await
-                .map_err(store_status)?,
+        let id = match &request.get_ref().by {
+            Some(pb::get_block_request::By::Seq(seq)) => BlockId::Seq(*seq),
+            Some(pb::get_block_request::By::Hash(bytes)) => BlockId::Hash(hash(bytes, "hash")?),
             None => return Err(Status::invalid_argument("seq or hash required")),
         };
-        let block = block.ok_or_else(|| Status::not_found("no such block"))?;
+        let block = self
+            .service
+            .block(id)
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found("no such block"))?;
         Ok(Response::new(pb::GetBlockResponse {
             hash: block.block.hash().0.to_vec().into(),
             block: Encode::encode(&block)
@@ -172,29 +182,18 @@ impl ChainApi for ChainApiService {
         request: Request<pb::GetTransactionRequest>,
     ) -> Result<Response<pb::GetTransactionResponse>, Status> {
         let txid = hash(&request.get_ref().txid, "txid")?;
-        let stored = self
+        let found = self
             .service
-            .chain()
-            .store()
-            .transaction(&txid)
+            .find_transaction(&txid)
             .await
-            .map_err(store_status)?;
-        let (tx, confirmed, block_seq) = match stored {
-            Some((tx, seq)) => (tx, true, seq),
-            None => (
-                self.service
-                    .pooled(&txid)
-                    .ok_or_else(|| Status::not_found("no such transaction"))?,
-                false,
-                0,
-            ),
-        };
+            .map_err(store_status)?
+            .ok_or_else(|| Status::not_found("no such transaction"))?;
         Ok(Response::new(pb::GetTransactionResponse {
-            transaction: Encode::encode(&tx)
+            transaction: Encode::encode(&found.tx)
                 .map_err(|e| Status::internal(e.to_string()))?
                 .into(),
-            confirmed,
-            block_seq,
+            confirmed: found.block_seq.is_some(),
+            block_seq: found.block_seq.unwrap_or_default(),
         }))
     }
 
@@ -203,22 +202,10 @@ impl ChainApi for ChainApiService {
         request: Request<pb::AddressRequest>,
     ) -> Result<Response<pb::BalanceResponse>, Status> {
         let address = address(&request.get_ref().address)?;
-        let store = self.service.chain().store();
-        let head = store
-            .head()
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| Status::unavailable("no chain yet"))?;
-        let balance = store.balance(&address).await.map_err(store_status)?;
-        let outputs = store
-            .unspent_by_address(&address, MAX_UNSPENT_PER_CALL)
-            .await
-            .map_err(store_status)?;
-        let hours = total_coin_hours(&outputs, head.header.time)
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let balance = self.service.balance(&address).await.map_err(query_status)?;
         Ok(Response::new(pb::BalanceResponse {
             coins: balance.coins,
-            hours,
+            hours: balance.hours,
             outputs: balance.outputs,
         }))
     }
@@ -228,19 +215,14 @@ impl ChainApi for ChainApiService {
         request: Request<pb::AddressRequest>,
     ) -> Result<Response<pb::UnspentResponse>, Status> {
         let address = address(&request.get_ref().address)?;
-        let store = self.service.chain().store();
-        let head = store
-            .head()
+        let (outputs, head_time) = self
+            .service
+            .unspent(&address, MAX_UNSPENT_LISTED)
             .await
-            .map_err(store_status)?
-            .ok_or_else(|| Status::unavailable("no chain yet"))?;
-        let outputs = store
-            .unspent_by_address(&address, MAX_UNSPENT_LISTED)
-            .await
-            .map_err(store_status)?;
+            .map_err(query_status)?;
         Ok(Response::new(pb::UnspentResponse {
             outputs: outputs.iter().map(unspent_to_proto).collect(),
-            head_time: head.header.time,
+            head_time,
         }))
     }
 

@@ -9,6 +9,8 @@
 //!   reads the head and what a block touches from the store, checks the
 //!   block with the verifier, and has the store apply it.
 //! - [`mempool`]: the `txrelay/1` transaction pool (sans-IO), by fee rate, with orphans.
+//! - [`query`]: reading the chain for the APIs (blocks, transactions, balances).
+//! - [`rest`]: the REST API (JSON over HTTP): the same queries, and submitting.
 //! - [`protocol`]: the `chain/1` and `txrelay/1` messages, encoded and decoded
 //!   with every limit checked.
 //! - [`service`]: the running service: serves `chain/1` and `txrelay/1`, syncs, relays,
@@ -26,6 +28,8 @@ pub mod api;
 pub mod chain;
 pub mod mempool;
 pub mod protocol;
+pub mod query;
+pub mod rest;
 pub mod service;
 pub mod spec;
 pub mod store;

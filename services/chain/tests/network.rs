@@ -23,8 +23,8 @@ use bytes::Bytes;
 use skywire_bus::Bus;
 use skywire_chain::chain::Chain;
 use skywire_chain::protocol::{
-    self, CHAIN_SERVICE, ChainRequest, ChainResponse, RELAY_SERVICE, RelayRequest,
-    RelayResponse, Tip,
+    self, CHAIN_SERVICE, ChainRequest, ChainResponse, RELAY_SERVICE, RelayRequest, RelayResponse,
+    Tip,
 };
 use skywire_chain::service::{ChainService, ServiceConfig};
 use skywire_chain::spec::ChainSpec;
@@ -165,7 +165,11 @@ impl TestNode {
             block_interval: Duration::from_secs(3600),
             ..config
         };
-        self.chain = Some(ChainService::start(host, chain, &self.spec, config).await.unwrap());
+        self.chain = Some(
+            ChainService::start(host, chain, &self.spec, config)
+                .await
+                .unwrap(),
+        );
     }
 
     async fn stop_chain(&mut self) {
@@ -308,19 +312,26 @@ async fn followers_converge_and_transactions_sent_to_a_follower_land_in_blocks()
         // Sent to the far follower, relayed through the near one to the publisher.
         let tx = far.spend(1).await;
         let txid = far.chain().submit(tx).await.unwrap();
-        eventually(&format!("round {round}: the publisher has {txid}"), || async {
-            publisher.chain().pooled(&txid).is_some()
-        })
+        eventually(
+            &format!("round {round}: the publisher has {txid}"),
+            || async { publisher.chain().pooled(&txid).is_some() },
+        )
         .await;
         assert_eq!(publisher.chain().publish().await.unwrap(), Some(round));
         near.converges_with(&publisher).await;
         far.converges_with(&publisher).await;
-        assert!(far.chain().pooled(&txid).is_none(), "confirmed: out of the pool");
+        assert!(
+            far.chain().pooled(&txid).is_none(),
+            "confirmed: out of the pool"
+        );
     }
 
     for node in [&publisher, &near, &far] {
         assert_eq!(node.head().await.0, 21);
-        assert_eq!(node.balance(&keys[1].address()).await, 20 * DROPLETS_PER_COIN);
+        assert_eq!(
+            node.balance(&keys[1].address()).await,
+            20 * DROPLETS_PER_COIN
+        );
         assert_eq!(
             node.balance(&keys[0].address()).await,
             GENESIS_COINS - 20 * DROPLETS_PER_COIN
@@ -400,7 +411,11 @@ async fn a_peer_serving_another_chain_is_banned_and_nothing_of_it_is_stored() {
             .any(|p| p.node_id.as_ref() == liar.id())
     })
     .await;
-    assert_eq!(honest.head().await.0, 0, "nothing of the other chain stored");
+    assert_eq!(
+        honest.head().await.0,
+        0,
+        "nothing of the other chain stored"
+    );
     honest.stop().await;
     liar.stop().await;
 }
@@ -504,7 +519,10 @@ impl TestNode {
     /// Connects to `liar` and waits until the pool bans it with a reason containing
     /// `why`.
     async fn bans(&self, liar: &Liar, why: &str) {
-        self.pool.dial(&liar.id(), liar.handle.local_addr()).await.unwrap();
+        self.pool
+            .dial(&liar.id(), liar.handle.local_addr())
+            .await
+            .unwrap();
         self.banned(liar, why).await;
     }
 
@@ -540,7 +558,11 @@ async fn a_peer_answering_garbage_is_banned() {
     let publisher_key = Keypair::generate();
     let spec = spec(&publisher_key);
     let honest = TestNode::start(dir.path(), spec, None).await;
-    let liar = Liar::start(Arc::new(|_| Some(Bytes::from_static(&[0xff; 16]))), Vec::new()).await;
+    let liar = Liar::start(
+        Arc::new(|_| Some(Bytes::from_static(&[0xff; 16]))),
+        Vec::new(),
+    )
+    .await;
     honest.bans(&liar, "chain/1").await;
     assert_eq!(honest.head().await.0, 0);
     honest.stop().await;
@@ -629,9 +651,7 @@ async fn a_peer_serving_blocks_that_do_not_match_their_headers_is_banned() {
     .await;
     let liar = Liar::start(answer, Vec::new()).await;
     let honest = TestNode::start(dir.path(), spec, None).await;
-    honest
-        .bans(&liar, "does not match its signed header")
-        .await;
+    honest.bans(&liar, "does not match its signed header").await;
     assert_eq!(honest.head().await.0, 0, "nothing stored");
     for node in [publisher, honest] {
         node.stop().await;
@@ -653,11 +673,19 @@ async fn a_peer_relaying_a_forged_transaction_is_banned_and_it_is_not_kept() {
     let txid = forged.hash();
     let tip = ChainResponse::Tip(None).encode().unwrap();
     let liar = Liar::start(Arc::new(move |_| Some(tip.clone())), vec![forged]).await;
-    honest.pool.dial(&liar.id(), liar.handle.local_addr()).await.unwrap();
+    honest
+        .pool
+        .dial(&liar.id(), liar.handle.local_addr())
+        .await
+        .unwrap();
     liar.announce(&honest, vec![txid]).await;
     honest.banned(&liar, "txrelay/1").await;
     assert!(honest.chain().pooled(&txid).is_none());
-    assert_eq!(honest.chain().publish().await.unwrap(), None, "nothing to publish");
+    assert_eq!(
+        honest.chain().publish().await.unwrap(),
+        None,
+        "nothing to publish"
+    );
     honest.stop().await;
     liar.stop().await;
 }
@@ -680,18 +708,31 @@ async fn a_double_spend_is_refused_by_every_node() {
     second.update_header().unwrap();
     let txid = follower.chain().submit(first).await.unwrap();
     let refused = follower.chain().submit(second.clone()).await.unwrap_err();
-    assert!(refused.to_string().contains("already spent by pool transaction"), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("already spent by pool transaction"),
+        "{refused}"
+    );
     eventually("the publisher has the first", || async {
         publisher.chain().pooled(&txid).is_some()
     })
     .await;
     let refused = publisher.chain().submit(second.clone()).await.unwrap_err();
-    assert!(refused.to_string().contains("already spent by pool transaction"), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("already spent by pool transaction"),
+        "{refused}"
+    );
     publisher.chain().publish().await.unwrap().unwrap();
     follower.converges_with(&publisher).await;
     // Once the first is confirmed the second spends nothing that is unspent.
     let refused = follower.chain().submit(second).await.unwrap_err();
-    assert!(refused.to_string().contains("not an unspent output"), "{refused}");
+    assert!(
+        refused.to_string().contains("not an unspent output"),
+        "{refused}"
+    );
     for node in [publisher, follower] {
         node.stop().await;
     }
@@ -720,7 +761,10 @@ async fn the_api_answers_what_the_chain_holds_and_refuses_bad_requests() {
         .unwrap()
         .into_inner();
     let (seq, hash) = node.head().await;
-    assert_eq!((status.head_seq, status.head_hash.as_ref()), (seq, &hash.0[..]));
+    assert_eq!(
+        (status.head_seq, status.head_hash.as_ref()),
+        (seq, &hash.0[..])
+    );
     assert!(status.publisher);
     assert_eq!(status.burn_factor, 2);
 
@@ -771,7 +815,10 @@ async fn the_api_answers_what_the_chain_holds_and_refuses_bad_requests() {
         .into_inner();
     assert!(answer.confirmed);
     assert_eq!(answer.block_seq, 2);
-    assert_eq!(Transaction::decode_exact(&answer.transaction).unwrap(), *confirmed);
+    assert_eq!(
+        Transaction::decode_exact(&answer.transaction).unwrap(),
+        *confirmed
+    );
     let pooled = node.spend(1).await;
     let submitted = api
         .submit(Request::new(pb::SubmitRequest {
@@ -825,7 +872,9 @@ async fn the_api_answers_what_the_chain_holds_and_refuses_bad_requests() {
     // Balances and outputs, rebuilt and checked by their ids.
     let to = keys[1].address().to_string();
     let balance = api
-        .get_balance(Request::new(pb::AddressRequest { address: to.clone() }))
+        .get_balance(Request::new(pb::AddressRequest {
+            address: to.clone(),
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -842,7 +891,10 @@ async fn the_api_answers_what_the_chain_holds_and_refuses_bad_requests() {
         assert_eq!(ux.body.address, keys[1].address());
         let mut lying = output.clone();
         lying.coins += 1;
-        assert!(unspent_from_proto(&lying).is_err(), "an output that is not its id");
+        assert!(
+            unspent_from_proto(&lying).is_err(),
+            "an output that is not its id"
+        );
     }
     let bad = api
         .get_balance(Request::new(pb::AddressRequest {
@@ -851,5 +903,224 @@ async fn the_api_answers_what_the_chain_holds_and_refuses_bad_requests() {
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
+    node.stop().await;
+}
+
+/// A REST request to `router`: its status and JSON body.
+async fn rest(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> (u16, serde_json::Value) {
+    use tower::ServiceExt as _;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.unwrap_or_default()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_api_answers_in_json_and_refuses_with_machine_readable_errors() {
+    use skywire_coin::Encode as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let publisher_key = Keypair::generate();
+    let spec = spec(&publisher_key);
+    let node = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
+    node.fund(4).await;
+    node.publish_spends(2).await;
+    let router = skywire_chain::rest::router(node.chain().clone());
+    let keys = wallet();
+    let (seq, hash) = node.head().await;
+
+    let (code, status) = rest(&router, "GET", "/api/v1/chain/status", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(status["head"]["seq"], seq);
+    assert_eq!(status["head"]["hash"], hash.to_string());
+    assert_eq!(status["publisher"], true);
+    assert_eq!(status["burn_factor"], 2);
+
+    let (code, block) = rest(&router, "GET", "/api/v1/chain/blocks/2", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(block["seq"], 2);
+    let by_hash = format!("/api/v1/chain/blocks/{}", block["hash"].as_str().unwrap());
+    assert_eq!(
+        rest(&router, "GET", &by_hash, None).await,
+        (200, block.clone())
+    );
+    let txid = block["transactions"][0]["txid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, found) = rest(
+        &router,
+        "GET",
+        &format!("/api/v1/chain/transactions/{txid}"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&found["confirmed"], &found["block_seq"]),
+        (&true.into(), &2.into())
+    );
+    assert_eq!(
+        found["transaction"]["outputs"][0]["address"],
+        keys[1].address().to_string()
+    );
+
+    let to = keys[1].address();
+    let (code, balance) = rest(
+        &router,
+        "GET",
+        &format!("/api/v1/chain/addresses/{to}/balance"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        (&balance["coins"], &balance["outputs"]),
+        (&(2 * DROPLETS_PER_COIN).into(), &2.into())
+    );
+    let (code, unspent) = rest(
+        &router,
+        "GET",
+        &format!("/api/v1/chain/addresses/{to}/unspent"),
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(unspent["outputs"].as_array().unwrap().len(), 2);
+
+    // Submitting: accepted, then the same again, then a forged one.
+    let tx = node.spend(1).await;
+    let body = |tx: &Transaction| {
+        format!(
+            r#"{{"transaction":"{}"}}"#,
+            hex::encode(tx.encode().unwrap())
+        )
+    };
+    let (code, submitted) = rest(
+        &router,
+        "POST",
+        "/api/v1/chain/transactions",
+        Some(body(&tx)),
+    )
+    .await;
+    assert_eq!(code, 201);
+    assert_eq!(submitted["txid"], tx.hash().to_string());
+    let pooled = format!("/api/v1/chain/transactions/{}", tx.hash());
+    let (_, found) = rest(&router, "GET", &pooled, None).await;
+    assert_eq!(
+        (&found["confirmed"], &found["block_seq"]),
+        (&false.into(), &serde_json::Value::Null)
+    );
+    let again = rest(
+        &router,
+        "POST",
+        "/api/v1/chain/transactions",
+        Some(body(&tx)),
+    )
+    .await;
+    assert_eq!(
+        (again.0, &again.1["error"]["code"]),
+        (409, &"already_exists".into())
+    );
+    let mut forged = node.spend(1).await;
+    forged.sigs[0] = Sig::sign(&Keypair::generate(), &forged.signing_hash(0).unwrap());
+    let refused = rest(
+        &router,
+        "POST",
+        "/api/v1/chain/transactions",
+        Some(body(&forged)),
+    )
+    .await;
+    assert_eq!(
+        (refused.0, &refused.1["error"]["code"]),
+        (422, &"rejected".into())
+    );
+
+    // Bad requests: each a 4xx with a code and a message.
+    let oversized = format!(r#"{{"transaction":"{}"}}"#, "00".repeat(64 * 1024));
+    for (method, path, body, expected) in [
+        ("GET", "/api/v1/chain/blocks/99", None, (404, "not_found")),
+        (
+            "GET",
+            "/api/v1/chain/blocks/xyz",
+            None,
+            (400, "invalid_argument"),
+        ),
+        (
+            "GET",
+            "/api/v1/chain/blocks/99999999999999999999",
+            None,
+            (400, "invalid_argument"),
+        ),
+        (
+            "GET",
+            "/api/v1/chain/transactions/00",
+            None,
+            (400, "invalid_argument"),
+        ),
+        (
+            "GET",
+            &format!("/api/v1/chain/transactions/{}", "ab".repeat(32)),
+            None,
+            (404, "not_found"),
+        ),
+        (
+            "GET",
+            "/api/v1/chain/addresses/nope/balance",
+            None,
+            (400, "invalid_argument"),
+        ),
+        (
+            "POST",
+            "/api/v1/chain/transactions",
+            Some("{".to_owned()),
+            (400, "invalid_argument"),
+        ),
+        (
+            "POST",
+            "/api/v1/chain/transactions",
+            Some(r#"{"transaction":"zz"}"#.to_owned()),
+            (400, "invalid_argument"),
+        ),
+        (
+            "POST",
+            "/api/v1/chain/transactions",
+            Some(r#"{"transaction":"0102"}"#.to_owned()),
+            (400, "invalid_argument"),
+        ),
+        (
+            "POST",
+            "/api/v1/chain/transactions",
+            Some(r#"{"tx":"00"}"#.to_owned()),
+            (400, "invalid_argument"),
+        ),
+        (
+            "POST",
+            "/api/v1/chain/transactions",
+            Some(oversized),
+            (413, "too_large"),
+        ),
+    ] {
+        let (code, answer) = rest(&router, method, path, body).await;
+        assert_eq!(
+            (code, answer["error"]["code"].as_str().unwrap()),
+            expected,
+            "{method} {path}: {answer}"
+        );
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
     node.stop().await;
 }

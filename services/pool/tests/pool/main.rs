@@ -656,9 +656,12 @@ async fn a_service_asking_on_the_bus_bans_a_peer_for_as_long_as_it_asked_at_most
         })
         .await;
         assert_eq!(error, "", "{mode:?}");
-        let peer = row_when(&pool.client, &address, "banned at the service's request", |p| {
-            !p.connected && p.ban_reason == "chain/1: lied"
-        })
+        let peer = row_when(
+            &pool.client,
+            &address,
+            "banned at the service's request",
+            |p| !p.connected && p.ban_reason == "chain/1: lied",
+        )
         .await;
         let day = i64::try_from(skywire_pool::MAX_SERVICE_BAN.as_millis()).unwrap();
         let after = now_ms();
