@@ -320,10 +320,11 @@ async fn followers_converge_and_transactions_sent_to_a_follower_land_in_blocks()
         assert_eq!(publisher.chain().publish().await.unwrap(), Some(round));
         near.converges_with(&publisher).await;
         far.converges_with(&publisher).await;
-        assert!(
-            far.chain().pooled(&txid).is_none(),
-            "confirmed: out of the pool"
-        );
+        // The pool is cleared just after the block is stored.
+        eventually("confirmed: out of the pool", || async {
+            far.chain().pooled(&txid).is_none()
+        })
+        .await;
     }
 
     for node in [&publisher, &near, &far] {
