@@ -21,13 +21,14 @@ use skywire_kv::presence::Presence;
 use skywire_proto::bus::v1 as pb;
 use skywire_proto::service_name;
 use skywire_proto::wire::v1::Reason;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
 use crate::link::{LinkError, LinkKey, LinkReceiver, LinkSender, Links, WINDOW};
-use crate::registry::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, watch_departures};
+use crate::registry::{HEARTBEAT_INTERVAL, HEARTBEAT_TTL, Registry, follow};
+use crate::sync::lock;
 
 /// Channels offered to a service and not yet taken by its handler; beyond
 /// this, gateways are told `REASON_REFUSED` (the service is overloaded).
@@ -257,21 +258,36 @@ impl ServiceHost {
                 }
             }
         });
+        // A gateway that just started knows no instance until it hears from
+        // each: one that joins is greeted with a heartbeat at once, not at the
+        // next tick, so it does not refuse this instance's services meanwhile.
+        let greet = Arc::new(Notify::new());
         let links = inner.links.clone();
-        inner.tasks.spawn(watch_departures(
-            heartbeats,
-            inner.shutdown.clone(),
-            move |gone| links.reset_peer(gone, Reason::ServiceUnavailable, "gateway gone"),
-        ));
+        let (stop, greeted) = (inner.shutdown.clone(), greet.clone());
+        inner.tasks.spawn(async move {
+            let registry = Mutex::new(Registry::new());
+            follow(heartbeats, stop, &registry, |change| {
+                for gone in &change.left {
+                    links.reset_peer(gone, Reason::ServiceUnavailable, "gateway gone");
+                }
+                let registry = lock(&registry);
+                if change.joined.iter().any(|id| registry.is_gateway(id)) {
+                    greeted.notify_one();
+                }
+            })
+            .await;
+        });
         let host = Self { inner };
         let beat = host.clone();
         host.inner.tasks.spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
             loop {
                 tokio::select! {
-                    _ = tick.tick() => beat.announce(HEARTBEAT_TTL).await,
+                    _ = tick.tick() => {}
+                    () = greet.notified() => {}
                     () = beat.inner.shutdown.cancelled() => break,
                 }
+                beat.announce(HEARTBEAT_TTL).await;
             }
         });
         Ok(host)

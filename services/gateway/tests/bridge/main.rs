@@ -256,3 +256,30 @@ async fn a_dead_instance_resets_its_channels_with_service_unavailable() {
         gateway.stop().await;
     }
 }
+
+/// A gateway that starts after an instance learns its services within a round trip,
+/// not at the instance's next heartbeat: the instance greets every gateway that joins.
+/// Before, a peer opening the service in that first second was refused with
+/// `UNKNOWN_SERVICE`.
+#[tokio::test]
+async fn a_gateway_that_starts_after_an_instance_knows_its_services_at_once() {
+    for mode in MODES {
+        let infra = helpers::Infra::new(mode).await;
+        let host = infra.host().await;
+        let service = infra.service("early");
+        serve_reverse(&host, &service).await;
+        // Let the instance's first heartbeats go by: the next is a second away.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let gateway = infra.gateway().await;
+        let started = std::time::Instant::now();
+        gateway.wait_service(&service, true).await;
+        // Without the greeting it takes until the instance's next heartbeat,
+        // about 0.9 s here.
+        assert!(
+            started.elapsed() < skywire_service::registry::HEARTBEAT_INTERVAL / 2,
+            "{mode:?}: the gateway learnt {service} after {:?}",
+            started.elapsed()
+        );
+        stop(gateway, host).await;
+    }
+}
