@@ -27,7 +27,8 @@
 //! Against the chain's head (the previous block) and its unspent set: the header's
 //! sequence number, time and previous hash follow the head's; its body hash is
 //! [`BlockBody::hash`]; every transaction passes [`Transaction::verify`] and
-//! [`Transaction::verify_input_signatures`] with the outputs it spends; coins are neither
+//! [`Transaction::verify_input_signatures`] with the outputs it spends (each signature
+//! recovered once, [`Transaction::recover_signer`], for both checks); coins are neither
 //! created nor destroyed and hours do not grow (computed with [`UxOut::coin_hours`] at the
 //! head's time); and the header's [`UxHash`] is that of the unspent set before the block.
 //! Then the spent outputs leave the set and [`create_unspents`] enter it. Those steps that

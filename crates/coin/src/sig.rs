@@ -143,15 +143,7 @@ impl Sig {
     ///
     /// Those of [`Sig::recover`], and [`SigError::AddressMismatch`].
     pub fn verify_address(&self, address: &Address, digest: &Hash) -> Result<(), SigError> {
-        let recovered = self.recover(digest)?.address();
-        if recovered == *address {
-            Ok(())
-        } else {
-            Err(SigError::AddressMismatch {
-                expected: *address,
-                recovered,
-            })
-        }
+        check_address(self.recover(digest)?.address(), address)
     }
 
     /// Checks that this signature over `digest` was made by `key` (Skycoin's
@@ -170,6 +162,19 @@ impl Sig {
                 recovered,
             })
         }
+    }
+}
+
+/// [`SigError::AddressMismatch`] unless `recovered`, the address of the key that made a
+/// signature, is `expected`.
+pub(crate) fn check_address(recovered: Address, expected: &Address) -> Result<(), SigError> {
+    if recovered == *expected {
+        Ok(())
+    } else {
+        Err(SigError::AddressMismatch {
+            expected: *expected,
+            recovered,
+        })
     }
 }
 

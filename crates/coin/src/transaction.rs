@@ -21,6 +21,19 @@
 //! [`Transaction::verify_input_signatures`] checks each signature against the output it
 //! spends. Coins, hours and fees against the unspent set are checked elsewhere ([`crate::fee`]
 //! and the chain).
+//!
+//! # Recovering each signature once
+//!
+//! Both checks need the key behind each signature, and recovering it is by far the most
+//! expensive step (one secp256k1 recovery per input). A verifier that runs both, as a chain
+//! does for every transaction of a block, recovers each signer once with
+//! [`Transaction::recover_signer`] (pure, so the inputs of a block can be spread over
+//! threads) and hands the results to the same checks in three parts:
+//! [`Transaction::verify_structure`] (everything [`Transaction::verify`] checks before the
+//! signatures), [`Transaction::verify_signers`] (its signature step) and
+//! [`Transaction::verify_input_signers`] ([`Transaction::verify_input_signatures`]). The
+//! errors, and the order they are found in, are those of [`Transaction::verify`] and
+//! [`Transaction::verify_input_signatures`], which are built from these parts.
 
 use std::collections::HashSet;
 
@@ -28,7 +41,7 @@ use skywire_identity::{Address, Keypair};
 
 use crate::encoding::{Decode, DecodeError, Decoder, Encode, EncodeError, Encoder, MAX_LEN};
 use crate::hash::{Hash, add_sha256, sha256};
-use crate::sig::{Sig, SigError};
+use crate::sig::{Sig, SigError, check_address};
 use crate::ux::{UxBody, UxOut};
 
 /// One output of a transaction: coins and hours sent to an address.
@@ -242,6 +255,17 @@ pub enum TxError {
         #[source]
         source: SigError,
     },
+
+    /// The signers handed to [`Transaction::verify_signers`] or
+    /// [`Transaction::verify_input_signers`] are not one per input: the caller's mistake,
+    /// not the transaction's (Skycoin has no such check).
+    #[error("{signers} recovered signers for {inputs} inputs")]
+    SignerCount {
+        /// Signers given.
+        signers: usize,
+        /// Inputs present.
+        inputs: usize,
+    },
 }
 
 /// Why a transaction could not be signed.
@@ -387,10 +411,28 @@ impl Transaction {
     /// Like Skycoin, this does not check the size limit, droplet precision or fees (soft
     /// rules, [`crate::fee`]), nor anything about the outputs spent.
     ///
+    /// [`Transaction::verify_structure`], then [`Transaction::verify_signers`] with every
+    /// signer recovered: to also check the outputs spent, use those two and
+    /// [`Transaction::verify_input_signers`] with the same signers (see the
+    /// [module docs](self#recovering-each-signature-once)).
+    ///
     /// # Errors
     ///
     /// The first [`TxError`] found.
     pub fn verify(&self, signed: bool) -> Result<(), TxError> {
+        self.verify_structure()?;
+        self.verify_signers(signed, &self.recover_signers())
+    }
+
+    /// The checks of [`Transaction::verify`] before the signatures, in its order: inputs and
+    /// outputs present, one signature per input, at most 65535 of each, no input spent
+    /// twice, type 0, no zero-coin output, output coins without overflow, `length` equal to
+    /// the size, no two outputs with one uxid, the inner hash. No signature is recovered.
+    ///
+    /// # Errors
+    ///
+    /// The first [`TxError`] found.
+    pub fn verify_structure(&self) -> Result<(), TxError> {
         if self.inputs.is_empty() {
             return Err(TxError::NoInputs);
         }
@@ -443,22 +485,63 @@ impl Transaction {
         {
             return Err(TxError::DuplicateOutput { uxid });
         }
-        let computed = self.hash_inner();
-        if computed != self.inner_hash {
-            return Err(TxError::InnerHashMismatch {
-                found: self.inner_hash,
-                computed,
-            });
-        }
-        for (index, (sig, input)) in self.sigs.iter().zip(&self.inputs).enumerate() {
+        self.check_inner_hash()
+    }
+
+    /// Who signed input `index`: the address of the key recovered from `sigs[index]` over
+    /// [`Transaction::signing_hash`]`(index)` (with the `inner_hash` field as it stands), or
+    /// why none can be recovered ([`Sig::recover`]; a null signature gives
+    /// [`SigError::Malformed`] without any curve arithmetic). `None` if there is no
+    /// signature or no input `index`.
+    ///
+    /// One secp256k1 recovery, the expensive part of checking a transaction, and pure: the
+    /// inputs of many transactions may be recovered on several threads, then checked with
+    /// [`Transaction::verify_signers`] and [`Transaction::verify_input_signers`].
+    pub fn recover_signer(&self, index: usize) -> Option<Result<Address, SigError>> {
+        let sig = self.sigs.get(index)?;
+        let digest = self.signing_hash(index)?;
+        Some(sig.recover(&digest).map(|key| key.address()))
+    }
+
+    /// [`Transaction::recover_signer`] of every input that has a signature, in order: one
+    /// per input when there are as many signatures as inputs.
+    pub fn recover_signers(&self) -> Vec<Result<Address, SigError>> {
+        (0..self.sigs.len().min(self.inputs.len()))
+            .filter_map(|index| self.recover_signer(index))
+            .collect()
+    }
+
+    /// The signature step of [`Transaction::verify`], with each signature's recovery done
+    /// beforehand: `signers[i]` must be [`Transaction::recover_signer`]`(i)`. Assumes
+    /// [`Transaction::verify_structure`] passed.
+    ///
+    /// In input order: with `signed`, a null signature is [`TxError::UnsignedInput`];
+    /// without, it is skipped. A signature no key can be recovered from is
+    /// [`TxError::InvalidSignature`]. Without `signed`, at least one must be null.
+    ///
+    /// # Errors
+    ///
+    /// [`TxError::SignerCount`] unless there is one signer per input, then the first of
+    /// the above.
+    pub fn verify_signers(
+        &self,
+        signed: bool,
+        signers: &[Result<Address, SigError>],
+    ) -> Result<(), TxError> {
+        self.check_signer_count(signers)?;
+        for (index, (sig, signer)) in self.sigs.iter().zip(signers).enumerate() {
             if sig.is_null() {
                 if signed {
                     return Err(TxError::UnsignedInput { index });
                 }
                 continue;
             }
-            sig.recover(&add_sha256(&self.inner_hash, input))
-                .map_err(|source| TxError::InvalidSignature { index, source })?;
+            if let Err(source) = signer {
+                return Err(TxError::InvalidSignature {
+                    index,
+                    source: source.clone(),
+                });
+            }
         }
         if !signed && !self.sigs.iter().any(Sig::is_null) {
             return Err(TxError::NoNullSignature);
@@ -471,13 +554,33 @@ impl Transaction {
     /// [`Transaction::signing_hash`]`(i)` (Skycoin's `VerifyInputSignatures`).
     ///
     /// Skycoin's preconditions (the counts, the inner hash, the uxids) panic there; here they
-    /// are errors.
+    /// are errors. [`Transaction::verify_input_signers`] with every signer recovered.
     ///
     /// # Errors
     ///
     /// [`TxError::SpentCount`], [`TxError::SignatureCount`], [`TxError::InnerHashMismatch`],
     /// [`TxError::SpentMismatch`], [`TxError::UnsignedInput`] or [`TxError::SpendSignature`].
     pub fn verify_input_signatures(&self, spent: &[UxOut]) -> Result<(), TxError> {
+        self.verify_input_signers(spent, &self.recover_signers())
+    }
+
+    /// [`Transaction::verify_input_signatures`] with each signature's recovery done
+    /// beforehand: `signers[i]` must be [`Transaction::recover_signer`]`(i)`.
+    ///
+    /// In order: one spent output per input, one signature per input, one signer per
+    /// input, the inner hash, every spent output the one its input names, then input by
+    /// input: the signature present and its signer the spent output's address.
+    ///
+    /// # Errors
+    ///
+    /// [`TxError::SpentCount`], [`TxError::SignatureCount`], [`TxError::SignerCount`],
+    /// [`TxError::InnerHashMismatch`], [`TxError::SpentMismatch`],
+    /// [`TxError::UnsignedInput`] or [`TxError::SpendSignature`].
+    pub fn verify_input_signers(
+        &self,
+        spent: &[UxOut],
+        signers: &[Result<Address, SigError>],
+    ) -> Result<(), TxError> {
         if spent.len() != self.inputs.len() {
             return Err(TxError::SpentCount {
                 spent: spent.len(),
@@ -490,13 +593,8 @@ impl Transaction {
                 inputs: self.inputs.len(),
             });
         }
-        let computed = self.hash_inner();
-        if computed != self.inner_hash {
-            return Err(TxError::InnerHashMismatch {
-                found: self.inner_hash,
-                computed,
-            });
-        }
+        self.check_signer_count(signers)?;
+        self.check_inner_hash()?;
         for (index, (input, ux)) in self.inputs.iter().zip(spent).enumerate() {
             let uxid = ux.hash();
             if uxid != *input {
@@ -507,15 +605,41 @@ impl Transaction {
                 });
             }
         }
-        for (index, ((sig, input), ux)) in self.sigs.iter().zip(&self.inputs).zip(spent).enumerate()
-        {
+        for (index, ((sig, signer), ux)) in self.sigs.iter().zip(signers).zip(spent).enumerate() {
             if sig.is_null() {
                 return Err(TxError::UnsignedInput { index });
             }
-            sig.verify_address(&ux.body.address, &add_sha256(&self.inner_hash, input))
+            signer
+                .clone()
+                .and_then(|recovered| check_address(recovered, &ux.body.address))
                 .map_err(|source| TxError::SpendSignature { index, source })?;
         }
         Ok(())
+    }
+
+    /// [`TxError::SignerCount`] unless `signers` has one entry per input.
+    fn check_signer_count(&self, signers: &[Result<Address, SigError>]) -> Result<(), TxError> {
+        if signers.len() == self.inputs.len() {
+            Ok(())
+        } else {
+            Err(TxError::SignerCount {
+                signers: signers.len(),
+                inputs: self.inputs.len(),
+            })
+        }
+    }
+
+    /// [`TxError::InnerHashMismatch`] unless `inner_hash` is [`Transaction::hash_inner`].
+    fn check_inner_hash(&self) -> Result<(), TxError> {
+        let computed = self.hash_inner();
+        if computed == self.inner_hash {
+            Ok(())
+        } else {
+            Err(TxError::InnerHashMismatch {
+                found: self.inner_hash,
+                computed,
+            })
+        }
     }
 
     /// The outputs' coins added up.

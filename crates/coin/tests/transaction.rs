@@ -311,6 +311,74 @@ fn spent_outputs_must_match_the_inputs() {
 }
 
 #[test]
+fn checks_with_signers_recovered_once_match_the_all_in_one_checks() {
+    let (tx, spent, keys) = signed_tx();
+    let signers = tx.recover_signers();
+    let expected: Vec<Result<Address, SigError>> = keys.iter().map(|k| Ok(k.address())).collect();
+    assert_eq!(signers, expected);
+    assert_eq!(tx.recover_signer(1), Some(Ok(keys[1].address())));
+    assert_eq!(tx.recover_signer(2), None);
+    assert_eq!(tx.verify_structure(), Ok(()));
+    assert_eq!(tx.verify_signers(true, &signers), Ok(()));
+    assert_eq!(tx.verify_input_signers(&spent, &signers), Ok(()));
+
+    // Each broken signature gives the same error both ways.
+    let mut broken = Vec::new();
+    for (index, edit) in [(1, 64), (0, 32), (1, 0)] {
+        let mut bad = tx.clone();
+        match edit {
+            64 => bad.sigs[index].0[64] = 4,
+            32 => bad.sigs[index].0[32] |= 0x80,
+            _ => bad.sigs[index] = Sig::NULL,
+        }
+        broken.push(bad);
+    }
+    let mut swapped = tx.clone();
+    swapped.sigs.swap(0, 1);
+    broken.push(swapped);
+    for bad in &broken {
+        let signers = bad.recover_signers();
+        assert_eq!(bad.verify_structure(), Ok(()));
+        for signed in [true, false] {
+            assert_eq!(bad.verify_signers(signed, &signers), bad.verify(signed));
+        }
+        assert_eq!(
+            bad.verify_input_signers(&spent, &signers),
+            bad.verify_input_signatures(&spent)
+        );
+        assert!(bad.verify_input_signatures(&spent).is_err());
+    }
+
+    // The signers must be one per input.
+    assert_eq!(
+        tx.verify_signers(true, &signers[..1]),
+        Err(TxError::SignerCount {
+            signers: 1,
+            inputs: 2
+        })
+    );
+    assert_eq!(
+        tx.verify_input_signers(&spent, &[]),
+        Err(TxError::SignerCount {
+            signers: 0,
+            inputs: 2
+        })
+    );
+    // Signers in the wrong order are the wrong signers.
+    let reversed: Vec<_> = signers.iter().rev().cloned().collect();
+    assert_eq!(
+        tx.verify_input_signers(&spent, &reversed),
+        Err(TxError::SpendSignature {
+            index: 0,
+            source: SigError::AddressMismatch {
+                expected: keys[0].address(),
+                recovered: keys[1].address()
+            }
+        })
+    );
+}
+
+#[test]
 fn signing_errors() {
     let (tx, _, keys) = signed_tx();
     let mut again = tx.clone();

@@ -6,9 +6,11 @@
 //! # Applying a block
 //!
 //! On the empty chain the block must be the configured genesis ([`verify_genesis`]).
-//! Otherwise [`Chain::apply`] reads the head, then in one call the unspent outputs that
-//! [`block_lookups`] names (the block's inputs and the outputs it would create), checks the
-//! block with [`verify_block`] against them, and hands what it spends and creates, and the
+//! Otherwise [`Chain::apply`] reads the head and the unspent outputs that
+//! [`block_lookups`] names (the block's inputs and the outputs it would create) in one
+//! snapshot ([`ChainStore::head_and_unspent`]), checks the block with [`verify_block`]
+//! against them on tokio's blocking pool (the signature recoveries take ~30 µs per input
+//! and core: too long for a runtime thread), and hands what it spends and creates, and the
 //! unspent set's new hash, to [`ChainStore::apply`], which writes it all in one database
 //! transaction.
 //!
@@ -19,16 +21,15 @@
 //! two different next blocks, the first written wins and the second gets that error,
 //! which proves nothing against its sender ([`ChainError::proves_sender_misbehaved`]).
 //!
-//! The reads before the check are two snapshots, the head and then the unspent outputs. A
-//! block applied between them would leave a set *newer* than the head, without the outputs
-//! that block spent: an honest block for the older head spending one of them would seem to
-//! spend an output that is not unspent, a rejection that proves misbehaviour. So the head
-//! is read again after the set. If it moved (it only moves forward), the block no longer
-//! fits the head and is checked against the new one, which refuses it by its signature or
+//! The head and the unspent outputs are read in one snapshot, so the set is exactly the
+//! one after that head even if a block is applied meanwhile: an honest block for that
+//! head never seems to spend an output that is not unspent. If the block does not extend
+//! the head read, no output is looked up; the verifier refuses it by its signature or
 //! sequence number before looking anything up ([`verify`](crate::verify)'s order of
 //! checks): a stale block, as it should be.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use skywire_coin::{Block, Hash, SignedBlock, UxOut};
 
@@ -159,16 +160,48 @@ impl Chain {
 
     /// [`Chain::apply`] without the logging.
     async fn check_and_apply(&self, block: &SignedBlock) -> Result<Verified, ChainError> {
-        let Some(head) = self.store.head().await? else {
+        let (head, unspent) = self
+            .store
+            .head_and_unspent(block.block.header.bk_seq, &block_lookups(&block.block))
+            .await?;
+        let Some(head) = head else {
             return self.apply_first(block).await;
         };
-        let (head, unspent) = self.read_unspent(head, &block.block).await?;
-        let verified = verify_block(&self.params, &head.header, &head.ux_hash, &unspent, block)?;
+        let verified = self.verify_blocking(head, unspent, block).await?;
         let spent: Vec<Hash> = verified.spent.iter().map(UxOut::hash).collect();
         self.store
             .apply(block, &spent, &verified.created, &verified.ux_hash_after)
             .await?;
         Ok(verified)
+    }
+
+    /// [`verify_block`] of `block` after `head`, against `unspent`, on tokio's blocking
+    /// pool: it takes ~30 µs per input and core (signature recovery, spread over the
+    /// cores), far too long to hold a runtime thread. The block is copied for the blocking
+    /// task (~1% of its verification).
+    async fn verify_blocking(
+        &self,
+        head: Head,
+        unspent: HashMap<Hash, UxOut>,
+        block: &SignedBlock,
+    ) -> Result<Verified, BlockRejection> {
+        let job = Arc::new((self.params, head, unspent, block.clone()));
+        let verify = |job: &(ChainParams, Head, HashMap<Hash, UxOut>, SignedBlock)| {
+            let (params, head, unspent, block) = job;
+            verify_block(params, &head.header, &head.ux_hash, unspent, block)
+        };
+        let task = {
+            let job = Arc::clone(&job);
+            move || verify(&job)
+        };
+        match tokio::task::spawn_blocking(task).await {
+            Ok(verified) => verified,
+            Err(error) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Never started: the runtime is shutting down. Check here instead.
+                Err(_) => verify(&job),
+            },
+        }
     }
 
     /// Applies `block` to the empty chain: it must be the configured genesis.
@@ -192,43 +225,4 @@ impl Chain {
             .await?;
         Ok(verified)
     }
-
-    /// The unspent outputs [`verify_block`] needs for `block`, and the head they are the
-    /// set after: `head` if it did not move while they were read; otherwise the new head,
-    /// which `block` no longer fits, and no outputs (see the [module docs](self)).
-    async fn read_unspent(
-        &self,
-        head: Head,
-        block: &Block,
-    ) -> Result<(Head, HashMap<Hash, UxOut>), StoreError> {
-        if !fits(&head, block) {
-            // Refused by its sequence number before any lookup.
-            return Ok((head, HashMap::new()));
-        }
-        let unspent = self.store.unspent(&block_lookups(block)).await?;
-        match self.store.head().await? {
-            Some(now) if now == head => Ok((head, unspent)),
-            Some(now) if now.seq() > head.seq() => {
-                debug_assert!(!fits(&now, block));
-                Ok((now, HashMap::new()))
-            }
-            now => Err(StoreError::Corrupt {
-                row: "head".to_owned(),
-                reason: format!(
-                    "moved from block {} ({}) to {} between two reads; it only moves forward",
-                    head.seq(),
-                    head.hash(),
-                    match now {
-                        Some(now) => format!("block {} ({})", now.seq(), now.hash()),
-                        None => "the empty chain".to_owned(),
-                    }
-                ),
-            }),
-        }
-    }
-}
-
-/// Whether `block`'s sequence number is the one after `head`'s.
-fn fits(head: &Head, block: &Block) -> bool {
-    head.seq().checked_add(1) == Some(block.header.bk_seq)
 }

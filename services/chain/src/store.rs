@@ -55,7 +55,9 @@
 //! their keys, a block's body against its header); a row the store would not
 //! have written is [`StoreError::Corrupt`], never a panic. Every read is
 //! bounded: lists by the `MAX_*` constants below, id lookups split into
-//! queries of at most [`MAX_BATCH`] ids.
+//! queries of at most [`MAX_BATCH`] ids. What checking the next block needs,
+//! the head and the outputs the block names, is read in one snapshot
+//! ([`ChainStore::head_and_unspent`]).
 //!
 //! # Integers
 //!
@@ -77,7 +79,7 @@ use skywire_identity::Address;
 
 use crate::sync::SignedHeader;
 
-use self::rows::{BlockRow, LockedHeadRow, UnspentRow};
+use self::rows::{BlockRow, HeadRow, LockedHeadRow, UnspentRow};
 
 /// The service name the store's migrations are recorded under
 /// (`_sqlx_migrations_chain`).
@@ -307,27 +309,32 @@ impl ChainStore {
         let row = skywire_db::with_conn!(&self.db, sqlite_queries, postgres_queries, |q, conn| {
             q::head(conn).await
         })?;
-        let Some(row) = row else {
-            return Err(head_row_missing());
-        };
-        let Some(locked) = decode_locked_head(&LockedHeadRow {
-            seq: row.seq,
-            hash: row.hash,
-            ux_hash: row.ux_hash,
-        })?
-        else {
-            return Ok(None);
-        };
-        let Some(header) = row.header else {
-            return Err(corrupt(
-                "head",
-                format!("no block {} for the head", locked.seq),
-            ));
-        };
-        let header = decode_header(&header, locked.seq, &locked.hash)?;
-        let mut ux_hash = UxHash::new();
-        ux_hash.xor(&locked.ux_hash);
-        Ok(Some(Head { header, ux_hash }))
+        decode_head(row)
+    }
+
+    /// The head (`None` for the empty chain) and, if a block with sequence number
+    /// `next_seq` would extend it, the unspent outputs among `ids` as in
+    /// [`ChainStore::unspent`] (otherwise none), read in one snapshot: the outputs are
+    /// those of the set after that head, whatever is applied meanwhile. What a block's
+    /// verifier needs, in one read transaction.
+    pub async fn head_and_unspent(
+        &self,
+        next_seq: u64,
+        ids: &[Hash],
+    ) -> Result<(Option<Head>, HashMap<Hash, UxOut>), StoreError> {
+        let ids = sorted_ids(ids);
+        let (head, rows) = read_tx!(&self.db, |q, conn| {
+            let head = decode_head(q::head(conn).await?)?;
+            let next = head.map_or(Some(0), |head| head.seq().checked_add(1));
+            let mut rows = Vec::new();
+            if next == Some(next_seq) {
+                for chunk in ids.chunks(MAX_BATCH) {
+                    rows.extend(q::unspent(conn, chunk).await?);
+                }
+            }
+            Ok::<_, StoreError>((head, rows))
+        })?;
+        Ok((head, decode_unspent_by_id(rows)?))
     }
 
     /// Applies `block` on top of the head, in one database transaction:
@@ -416,9 +423,7 @@ impl ChainStore {
     /// (unknown or spent) are left out. Read in one snapshot, in queries of
     /// at most [`MAX_BATCH`] ids.
     pub async fn unspent(&self, ids: &[Hash]) -> Result<HashMap<Hash, UxOut>, StoreError> {
-        let mut ids: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        let ids = sorted_ids(ids);
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -429,9 +434,7 @@ impl ChainStore {
             }
             Ok::<_, StoreError>(rows)
         })?;
-        rows.into_iter()
-            .map(|row| decode_unspent(row).map(|ux| (ux.hash(), ux)))
-            .collect()
+        decode_unspent_by_id(rows)
     }
 
     /// Up to `limit` (at most [`MAX_UNSPENT_PER_CALL`]) unspent outputs of
@@ -507,7 +510,11 @@ impl ChainStore {
     /// Up to `limit` (at most [`MAX_HEADERS_PER_CALL`]) consecutive block
     /// headers with their signatures from sequence number `from_seq`, in
     /// order: fewer only at the head.
-    pub async fn headers(&self, from_seq: u64, limit: u32) -> Result<Vec<SignedHeader>, StoreError> {
+    pub async fn headers(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<SignedHeader>, StoreError> {
         let Ok(from) = i64::try_from(from_seq) else {
             return Ok(Vec::new());
         };
@@ -610,15 +617,19 @@ impl NewBlock {
             ));
         }
 
+        // An output is its uxid (which binds its body) and its head: compare those, each
+        // hashed once.
         let key = |ux: &UxOut| (ux.hash(), ux.head.time, ux.head.bk_seq);
-        let mut expected: Vec<UxOut> = transactions
+        let mut expected: Vec<(Hash, u64, u64)> = transactions
             .iter()
             .flat_map(|tx| create_unspents(header, tx))
+            .map(|ux| key(&ux))
             .collect();
-        let mut given = created.to_vec();
-        expected.sort_by_key(key);
-        given.sort_by_key(key);
-        if expected != given {
+        let given: Vec<(Hash, u64, u64)> = created.iter().map(key).collect();
+        let mut given_sorted = given.clone();
+        expected.sort_unstable();
+        given_sorted.sort_unstable();
+        if expected != given_sorted {
             return Err(invalid(
                 "created",
                 format!(
@@ -650,9 +661,10 @@ impl NewBlock {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let created = created
             .iter()
-            .map(|ux| {
+            .zip(given)
+            .map(|(ux, (uxid, _, _))| {
                 Ok(NewUnspent {
-                    uxid: ux.hash(),
+                    uxid,
                     address: ux.body.address.to_string(),
                     coins: to_i64("created coins", ux.body.coins)?,
                     hours: ux.body.hours.cast_signed(),
@@ -872,6 +884,46 @@ fn decode_unspent(row: UnspentRow) -> Result<UxOut, StoreError> {
         return Err(corrupt(name, format!("its fields hash to {}", ux.hash())));
     }
     Ok(ux)
+}
+
+/// The head read with the head block's header: `None` for the empty chain.
+fn decode_head(row: Option<HeadRow>) -> Result<Option<Head>, StoreError> {
+    let Some(row) = row else {
+        return Err(head_row_missing());
+    };
+    let Some(locked) = decode_locked_head(&LockedHeadRow {
+        seq: row.seq,
+        hash: row.hash,
+        ux_hash: row.ux_hash,
+    })?
+    else {
+        return Ok(None);
+    };
+    let Some(header) = row.header else {
+        return Err(corrupt(
+            "head",
+            format!("no block {} for the head", locked.seq),
+        ));
+    };
+    let header = decode_header(&header, locked.seq, &locked.hash)?;
+    let mut ux_hash = UxHash::new();
+    ux_hash.xor(&locked.ux_hash);
+    Ok(Some(Head { header, ux_hash }))
+}
+
+/// `ids` as bytes, sorted, without repeats: what the lookups bind.
+fn sorted_ids(ids: &[Hash]) -> Vec<[u8; 32]> {
+    let mut ids: Vec<[u8; 32]> = ids.iter().map(|id| id.0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Unspent outputs read back, by uxid.
+fn decode_unspent_by_id(rows: Vec<UnspentRow>) -> Result<HashMap<Hash, UxOut>, StoreError> {
+    rows.into_iter()
+        .map(|row| decode_unspent(row).map(|ux| (ux.hash(), ux)))
+        .collect()
 }
 
 /// The head row as locked: `None` for the empty chain.

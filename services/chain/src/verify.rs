@@ -27,6 +27,27 @@
 //! refused only by the second group may be valid at another head; see
 //! [`TxRejection::proves_sender_misbehaved`].
 //!
+//! # Signatures, once each, across the cores
+//!
+//! Recovering the key behind each input's signature is nearly all of the work. Each is
+//! recovered once ([`Transaction::recover_signer`]) and the result serves both signature
+//! checks ([`Transaction::verify_signers`], [`Transaction::verify_input_signers`]).
+//! [`verify_block`] recovers every input of the block first, before any rule about its
+//! transactions, on up to [`std::thread::available_parallelism`] threads
+//! (`std::thread::scope`) when there are enough of them ([`MIN_SIGNATURES_PER_THREAD`]
+//! each); then it walks the transactions in order with every cheap, order-dependent check
+//! (double spends, the unspent set, coins, hours, fees) as before, reading each input's
+//! recovered signer where the signature's turn comes. The recoveries are pure and the walk
+//! is sequential, so the error reported is always the first in the order above, whatever
+//! the threads did. The block's size limit is checked before, so the recoveries are
+//! bounded; the publisher's signature before that, so only a block the publisher signed
+//! gets that far. [`verify_transaction`] recovers after the checks that need no
+//! signature, spread over threads in the same way for a transaction with many inputs.
+//!
+//! These functions block their thread for as long as the recoveries take (about 30 µs
+//! per input and core): call them from async code through `spawn_blocking`, as
+//! [`Chain::apply`](crate::chain::Chain::apply) does.
+//!
 //! # Coin hours
 //!
 //! Hours are computed at the *head's* time, the block before the one the transaction goes
@@ -39,13 +60,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
+use std::num::NonZeroUsize;
+use std::sync::LazyLock;
 
 use skywire_coin::fee::{MAX_DROPLET_PRECISION, check_droplet_precision};
 use skywire_coin::{
     Block, BlockHeader, DEFAULT_BURN_FACTOR, FeeError, Hash, HoursError, MAX_TRANSACTION_SIZE,
     SigError, SignedBlock, Transaction, UxHash, UxOut, create_unspents, is_null, verify_fee,
 };
-use skywire_identity::PublicKey;
+use skywire_identity::{Address, PublicKey};
 
 /// Default [`ChainParams::max_block_size`]: the sum of a block's transaction sizes, in
 /// bytes. Skycoin's `MaxBlockTransactionsSize` (32 KiB), the most its node puts in a
@@ -58,6 +81,15 @@ pub const DEFAULT_MAX_TRANSACTION_SIZE: usize = MAX_TRANSACTION_SIZE;
 /// Default [`ChainParams::max_droplet_precision`]: Skycoin's node value, 3 decimal places
 /// (amounts are multiples of 1000 droplets).
 pub const DEFAULT_MAX_DROPLET_PRECISION: u8 = MAX_DROPLET_PRECISION;
+
+/// Fewest input signatures worth a thread of their own in [`verify_block`] and
+/// [`verify_transaction`]: the recoveries run on `n / MIN_SIGNATURES_PER_THREAD` threads,
+/// at least 1 and at most the cores available. One recovery costs ~26 µs; starting a
+/// scoped thread and waking an idle core for it 30–60 µs, and a thread's first recovery
+/// more (its fresh stack). Measured on the 2-core benchmark machine (docs/benchmarks.md
+/// §7), 2 threads lose below ~8 signatures and win from 12 (0.78 of the serial time) and
+/// 16 (0.72) in a quiet run, from 32 in a busier one; so 2 threads from 16 signatures.
+pub const MIN_SIGNATURES_PER_THREAD: usize = 8;
 
 /// The rules of a chain that are settings rather than fixed: who publishes blocks, and the
 /// limits every node applies to every transaction and block.
@@ -605,6 +637,10 @@ pub fn verify_block(
         });
     }
 
+    // Every input's signer at once, across the cores; the walk below reads them in order.
+    let signers = recover_signers(&body.transactions);
+    let mut signers = signers.as_slice();
+
     let inputs: usize = body.transactions.iter().map(|tx| tx.inputs.len()).sum();
     let outputs: usize = body.transactions.iter().map(|tx| tx.outputs.len()).sum();
     let mut spent_ids = HashSet::with_capacity(inputs);
@@ -618,7 +654,12 @@ pub fn verify_block(
         if let Some(uxid) = tx.inputs.iter().find(|uxid| spent_ids.contains(*uxid)) {
             return Err(BlockRejection::DoubleSpend { index, uxid: *uxid });
         }
-        let verified = verify_transaction(params, head, unspent, tx)
+        // A short slice (only if the counts disagreed) fails closed: `SignerCount`.
+        let (tx_signers, rest) = signers
+            .split_at_checked(signer_count(tx))
+            .unwrap_or((signers, &[]));
+        signers = rest;
+        let verified = check_transaction(params, head, unspent, tx, Some(tx_signers))
             .map_err(|source| BlockRejection::Transaction { index, source })?;
         spent_ids.extend(tx.inputs.iter().copied());
         // The block's sequence number is at least 1, so these are the outputs whose ids
@@ -665,7 +706,8 @@ pub fn verify_block(
 /// address, droplet precision; then every input unspent,
 /// [`Transaction::verify_input_signatures`], coins in equal to coins out, hours (at
 /// `head.time`, see the [module docs](self#coin-hours)) not increased, and the fee rule
-/// with [`ChainParams::burn_factor`].
+/// with [`ChainParams::burn_factor`]. Each input's signature is recovered once, after
+/// the checks that need none, for both signature checks.
 ///
 /// # Errors
 ///
@@ -676,6 +718,18 @@ pub fn verify_transaction(
     unspent: &impl UnspentSet,
     tx: &Transaction,
 ) -> Result<TxVerified, TxRejection> {
+    check_transaction(params, head, unspent, tx, None)
+}
+
+/// [`verify_transaction`], with `signers` the inputs' [`Transaction::recover_signer`] if
+/// they are already recovered (`None`: recovered here, after the checks that need none).
+fn check_transaction(
+    params: &ChainParams,
+    head: &BlockHeader,
+    unspent: &impl UnspentSet,
+    tx: &Transaction,
+    signers: Option<&[Result<Address, SigError>]>,
+) -> Result<TxVerified, TxRejection> {
     let size = tx.size();
     if size > params.max_transaction_size {
         return Err(TxRejection::TooLarge {
@@ -683,7 +737,17 @@ pub fn verify_transaction(
             max: params.max_transaction_size,
         });
     }
-    tx.verify(true).map_err(TxRejection::Invalid)?;
+    tx.verify_structure().map_err(TxRejection::Invalid)?;
+    let recovered;
+    let signers = match signers {
+        Some(signers) => signers,
+        None => {
+            recovered = recover_signers(std::slice::from_ref(tx));
+            &recovered
+        }
+    };
+    tx.verify_signers(true, signers)
+        .map_err(TxRejection::Invalid)?;
     if let Some(index) = tx
         .outputs
         .iter()
@@ -714,7 +778,7 @@ pub fn verify_transaction(
                 .ok_or(TxRejection::InputNotUnspent { index, uxid: *uxid })
         })
         .collect::<Result<Vec<UxOut>, TxRejection>>()?;
-    tx.verify_input_signatures(&spent)
+    tx.verify_input_signers(&spent, signers)
         .map_err(|error| match error {
             skywire_coin::TxError::SpendSignature { index, source } => {
                 TxRejection::InputSignature { index, source }
@@ -726,7 +790,7 @@ pub fn verify_transaction(
                     found: uxid,
                 }
             }
-            // The counts, the inner hash and null signatures passed `verify` above.
+            // The counts, the inner hash and null signatures passed above.
             other => TxRejection::Invalid(other),
         })?;
 
@@ -776,6 +840,69 @@ pub fn verify_transaction(
     })
 }
 
+/// How many signers [`recover_signers`] gives for `tx`: one per input with a signature
+/// (as [`Transaction::recover_signers`]).
+fn signer_count(tx: &Transaction) -> usize {
+    tx.sigs.len().min(tx.inputs.len())
+}
+
+/// The cores signature recovery may use, asked once (on Linux the answer reads the
+/// cgroup's CPU quota: not something to do per block).
+fn parallelism() -> usize {
+    static PARALLELISM: LazyLock<usize> =
+        LazyLock::new(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
+    *PARALLELISM
+}
+
+/// [`Transaction::recover_signer`] of every input of `txs`, transaction by transaction,
+/// input by input ([`signer_count`] for each), on as many threads as
+/// [`MIN_SIGNATURES_PER_THREAD`] and the cores allow.
+fn recover_signers(txs: &[Transaction]) -> Vec<Result<Address, SigError>> {
+    recover_signers_on(txs, parallelism())
+}
+
+/// [`recover_signers`] on at most `threads` threads (the calling one included): the
+/// inputs are cut into that many runs of equal length, one per thread, and the results
+/// put back in order. A thread that cannot be started leaves its run to the caller's.
+fn recover_signers_on(txs: &[Transaction], threads: usize) -> Vec<Result<Address, SigError>> {
+    let jobs: Vec<(&Transaction, usize)> = txs
+        .iter()
+        .flat_map(|tx| (0..signer_count(tx)).map(move |index| (tx, index)))
+        .collect();
+    let recover = |run: &[(&Transaction, usize)]| -> Vec<Result<Address, SigError>> {
+        run.iter()
+            .filter_map(|(tx, index)| tx.recover_signer(*index))
+            .collect()
+    };
+    let threads = (jobs.len() / MIN_SIGNATURES_PER_THREAD).clamp(1, threads.max(1));
+    if threads == 1 {
+        return recover(&jobs);
+    }
+    let mut runs = jobs.chunks(jobs.len().div_ceil(threads));
+    let first = runs.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = runs
+            .map(|run| {
+                let thread = std::thread::Builder::new()
+                    .name("chain-verify".to_owned())
+                    .spawn_scoped(scope, move || recover(run));
+                (run, thread)
+            })
+            .collect();
+        let mut signers = Vec::with_capacity(jobs.len());
+        signers.extend(recover(first));
+        for (run, thread) in others {
+            match thread.map(std::thread::ScopedJoinHandle::join) {
+                Ok(Ok(part)) => signers.extend(part),
+                // Recovery does not panic; if it did, the panic is the caller's.
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => signers.extend(recover(run)),
+            }
+        }
+        signers
+    })
+}
+
 /// The hours of `spent` at time `t`, added up, an input whose earned hours overflow
 /// counting as 0 (Skycoin's `VerifyTransactionHoursSpending`; see the
 /// [module docs](self#coin-hours)).
@@ -789,4 +916,59 @@ fn input_hours(spent: &[UxOut], t: u64) -> Result<u64, TxRejection> {
         sum.checked_add(hours)
             .ok_or(TxRejection::InputHoursOverflow)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use skywire_coin::{Output, Sig, sha256};
+    use skywire_identity::Keypair;
+
+    use super::*;
+
+    /// A transaction spending `inputs` made-up outputs, signed by `key`.
+    fn signed(key: &Keypair, seed: u8, inputs: u8) -> Transaction {
+        let mut tx = Transaction {
+            inputs: (0..inputs).map(|i| sha256(&[seed, i])).collect(),
+            outputs: vec![Output {
+                address: key.address(),
+                coins: 1_000_000,
+                hours: 1,
+            }],
+            ..Transaction::default()
+        };
+        tx.sign(&vec![key.clone(); usize::from(inputs)])
+            .expect("signs");
+        tx.update_header().expect("header");
+        tx
+    }
+
+    #[test]
+    fn recovered_signers_are_the_same_in_order_on_any_number_of_threads() {
+        let keys: Vec<Keypair> = (1..=3u8)
+            .map(|n| Keypair::from_secret_bytes(&[n; 32]).expect("a valid secret"))
+            .collect();
+        let mut txs: Vec<Transaction> = (0..40u8)
+            .map(|seed| signed(&keys[usize::from(seed % 3)], seed, 1 + seed % 3))
+            .collect();
+        // Unrecoverable, null, and one signature short: each keeps its place.
+        txs[3].sigs[0].0[64] = 4;
+        txs[17].sigs[1] = Sig::NULL;
+        txs[29].sigs.pop();
+        let serial: Vec<Result<Address, SigError>> =
+            txs.iter().flat_map(Transaction::recover_signers).collect();
+        assert_eq!(
+            serial.len(),
+            txs.iter().map(signer_count).sum::<usize>(),
+            "one per input with a signature"
+        );
+        assert!(serial.len() >= 4 * MIN_SIGNATURES_PER_THREAD);
+        for threads in [0, 1, 2, 3, 4, 7, 64] {
+            assert_eq!(
+                recover_signers_on(&txs, threads),
+                serial,
+                "{threads} threads"
+            );
+        }
+        assert!(recover_signers_on(&[], 4).is_empty());
+    }
 }

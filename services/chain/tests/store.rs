@@ -8,11 +8,9 @@
 mod common;
 
 use common::{COIN, GENESIS_COINS, Model, Next, key, migrated, on_both_backends, output};
-use skywire_chain::sync::SignedHeader;
 use skywire_chain::store::{Balance, ChainStore, Head, MAX_BATCH, MAX_BLOCKS_PER_CALL, StoreError};
-use skywire_coin::{
-    Encode, Hash, Output, SignedBlock, UxHash, UxOut, create_unspents, sha256,
-};
+use skywire_chain::sync::SignedHeader;
+use skywire_coin::{Encode, Hash, Output, SignedBlock, UxHash, UxOut, create_unspents, sha256};
 use skywire_db::Db;
 
 /// The model's wallets: Alice (who receives the genesis output), Bob and
@@ -165,6 +163,7 @@ on_both_backends!(
     apply_moves_the_head,
     blocks_and_transactions_read_back_equal,
     unspent_set_and_balances,
+    head_and_unspent_in_one_snapshot,
     large_blocks_are_split_into_batches,
     non_next_blocks_are_refused_and_nothing_changes,
     missing_outputs_are_refused_and_nothing_changes,
@@ -253,6 +252,44 @@ async fn blocks_and_transactions_read_back_equal(db: Db) {
     assert_eq!(store.headers(0, 10).await.unwrap(), headers);
     assert_eq!(store.headers(1, 1).await.unwrap(), headers[1..2]);
     assert!(store.headers(3, 10).await.unwrap().is_empty());
+}
+
+async fn head_and_unspent_in_one_snapshot(db: Db) {
+    let store = ChainStore::new(db);
+    let ids = [sha256(b"unknown")];
+    // The empty chain: a genesis would extend it, nothing is unspent.
+    assert_eq!(
+        store.head_and_unspent(0, &ids).await.unwrap(),
+        (None, Default::default())
+    );
+    assert_eq!(
+        store.head_and_unspent(1, &ids).await.unwrap(),
+        (None, Default::default())
+    );
+
+    let model = three_blocks(&store).await;
+    let head = model.head();
+    assert_eq!(head.map(|h| h.seq()), Some(2));
+    // The next block's lookups: unspent, spent, unknown and repeated ids, more
+    // than one query takes.
+    let mut many: Vec<Hash> = (0..(2 * MAX_BATCH + 100) as u32)
+        .map(|i| sha256(&i.to_le_bytes()))
+        .collect();
+    many.splice(MAX_BATCH..MAX_BATCH, model.unspent.keys().copied());
+    many.extend(model.blocks[1].block.body.transactions[0].inputs.iter());
+    many.push(many[0]);
+    assert_eq!(
+        store.head_and_unspent(3, &many).await.unwrap(),
+        (head, model.unspent.clone())
+    );
+    // A block that would not extend the head: the head alone.
+    for seq in [0, 2, 4, u64::MAX] {
+        assert_eq!(
+            store.head_and_unspent(seq, &many).await.unwrap(),
+            (head, Default::default()),
+            "block {seq}"
+        );
+    }
 }
 
 async fn unspent_set_and_balances(db: Db) {

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 
 use common::{GENESIS_COINS, GENESIS_TIME, INTERVAL, Model, make_tx, output, set_hash};
 use skywire_chain::verify::{
-    BlockRejection, DEFAULT_MAX_BLOCK_SIZE, TxRejection, UnspentSet, block_lookups, verify_block,
-    verify_genesis, verify_transaction,
+    BlockRejection, DEFAULT_MAX_BLOCK_SIZE, MIN_SIGNATURES_PER_THREAD, TxRejection, UnspentSet,
+    block_lookups, verify_block, verify_genesis, verify_transaction,
 };
 use skywire_coin::{
     Block, Hash, HoursError, Output, Sig, SigError, SignedBlock, Transaction, TxError, UxOut,
@@ -477,6 +477,137 @@ fn a_transaction_rule_broken_inside_a_block_names_the_transaction() {
     // Alone it could be a race (another head); in a block that names its head, it is not.
     assert!(!TxRejection::ZeroFee.proves_sender_misbehaved());
     assert!(err.proves_sender_misbehaved());
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocks with enough inputs for their signatures to be recovered on several threads.
+
+/// Single-input transactions in [`wide`]'s block 2: enough signatures for 8 threads.
+const WIDE: usize = 8 * MIN_SIGNATURES_PER_THREAD;
+
+/// A chain whose block 1 spreads the genesis coins over [`WIDE`] outputs of wallets 0 to 3,
+/// and the [`WIDE`] transactions of a valid block 2, each moving one of them on.
+fn wide() -> (Model, Vec<Transaction>) {
+    let mut model = Model::new(4);
+    let to: Vec<Address> = (0..WIDE).map(|i| model.address(i % 4)).collect();
+    let fan_out = model.transfer(&model.owned(0), &to);
+    let block = model.block(vec![fan_out]);
+    model.apply(block);
+    let mut spend: Vec<UxOut> = model.unspent.values().copied().collect();
+    spend.sort_by_key(UxOut::hash);
+    let txs = spend
+        .iter()
+        .map(|ux| model.transfer(&[*ux], &[model.address(0)]))
+        .collect();
+    (model, txs)
+}
+
+/// `tx` signed again by a wallet other than the owner of its (single) input, and that
+/// wallet's address.
+fn signed_by_another(model: &Model, tx: &Transaction) -> (Transaction, Address) {
+    let owner = model.unspent[&tx.inputs[0]].body.address;
+    let thief = model
+        .wallets
+        .iter()
+        .find(|key| key.address() != owner)
+        .expect("another wallet");
+    let tx = make_tx(
+        tx.inputs.clone(),
+        tx.outputs.clone(),
+        std::slice::from_ref(thief),
+    );
+    (tx, thief.address())
+}
+
+/// The first error of `txs` in the sequential order: each transaction checked alone with
+/// [`verify_transaction`], one after the other (they spend distinct outputs).
+fn first_in_order(model: &Model, txs: &[Transaction]) -> Option<BlockRejection> {
+    txs.iter().enumerate().find_map(|(index, tx)| {
+        model
+            .check_tx(tx)
+            .err()
+            .map(|source| BlockRejection::Transaction { index, source })
+    })
+}
+
+#[test]
+fn a_block_wide_enough_for_several_threads_verifies() {
+    let (mut model, txs) = wide();
+    assert!(txs.len() >= 2 * MIN_SIGNATURES_PER_THREAD);
+    let block = model.block(txs);
+    let verified = model.apply(block);
+    assert_eq!(verified.spent.len(), WIDE);
+    assert_eq!(verified.created.len(), WIDE);
+}
+
+#[test]
+fn with_several_threads_the_first_error_in_order_is_reported() {
+    let (model, valid) = wide();
+    let late = WIDE - 3;
+    let early = 5;
+
+    // A late transaction signed by a key that does not own its input: found only by
+    // comparing the recovered signer with the spent output's owner.
+    let mut txs = valid.clone();
+    let (stolen, thief) = signed_by_another(&model, &txs[late]);
+    txs[late] = stolen;
+    let late_error = BlockRejection::Transaction {
+        index: late,
+        source: TxRejection::InputSignature {
+            index: 0,
+            source: SigError::AddressMismatch {
+                expected: model.unspent[&txs[late].inputs[0]].body.address,
+                recovered: thief,
+            },
+        },
+    };
+    assert_eq!(first_in_order(&model, &txs), Some(late_error.clone()));
+    assert_eq!(
+        model.reject(model.block_with_fee(txs.clone(), 0)),
+        late_error
+    );
+
+    // And an earlier transaction that burns no hours: that one is reported.
+    let ux = model.unspent[&txs[early].inputs[0]];
+    let hours = model.hours(&[ux]);
+    txs[early] = model.signed_tx(&[ux], vec![output(model.address(1), ux.body.coins, hours)]);
+    let early_error = BlockRejection::Transaction {
+        index: early,
+        source: TxRejection::ZeroFee,
+    };
+    assert_eq!(first_in_order(&model, &txs), Some(early_error.clone()));
+    assert_eq!(
+        model.reject(model.block_with_fee(txs.clone(), 0)),
+        early_error
+    );
+
+    // The late signature malformed (no key recovered) instead: still the early error,
+    // though the late one is found before any rule about the outputs spent.
+    txs[late] = valid[late].clone();
+    txs[late].sigs[0].0[64] = 7;
+    assert_eq!(first_in_order(&model, &txs), Some(early_error.clone()));
+    assert_eq!(
+        model.reject(model.block_with_fee(txs.clone(), 0)),
+        early_error
+    );
+
+    // The early transaction's own signature is the first thing wrong in it: an
+    // unrecoverable one there comes before the late error too.
+    let mut txs = valid.clone();
+    txs[late] = signed_by_another(&model, &txs[late]).0;
+    txs[early].sigs[0].0[32] |= 0x80;
+    let err = model.reject(model.block_with_fee(txs.clone(), 0));
+    assert_eq!(Some(err.clone()), first_in_order(&model, &txs));
+    assert_eq!(
+        err,
+        BlockRejection::Transaction {
+            index: early,
+            source: TxRejection::Invalid(TxError::InvalidSignature {
+                index: 0,
+                source: SigError::HighBitS,
+            }),
+        }
+    );
 }
 
 // ---------------------------------------------------------------------------------------
