@@ -20,18 +20,18 @@
 //! Rates and ratios are the medians over the rounds (ratios per round, then
 //! the median). Results go in docs/benchmarks.md.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::{Builder, key};
 use skywire_chain::chain::Chain;
 use skywire_chain::store::ChainStore;
 use skywire_chain::verify::{ChainParams, verify_block};
-use skywire_coin::{
-    Block, BlockBody, BlockHeader, Hash, Output, Sig, SignedBlock, Transaction, UxHash, UxOut,
-    create_unspents, sha256, transaction_fee, ux::total_coin_hours,
-};
+use skywire_coin::{Block, BlockHeader, Hash, Sig, SignedBlock, UxHash, UxOut, sha256};
 use skywire_db::Db;
-use skywire_identity::{Address, Keypair};
+use skywire_identity::Address;
 
 /// Measured rounds.
 const ROUNDS: usize = 5;
@@ -45,14 +45,6 @@ const SIGS: usize = 256;
 const RAW_TIME: Duration = Duration::from_millis(300);
 /// Passes over the blocks per verify-only measurement.
 const VERIFY_PASSES: usize = 2;
-
-const GENESIS_TIME: u64 = 1_426_562_704;
-const GENESIS_COINS: u64 = 100_000_000 * 1_000_000;
-const INTERVAL: u64 = 10 * 3600;
-
-fn key(n: u8) -> Keypair {
-    Keypair::from_secret_bytes(&[n; 32]).expect("a valid secret")
-}
 
 /// One measured block with the head and unspent set before it.
 struct Step {
@@ -71,111 +63,16 @@ struct Fixture {
     steps: Vec<Step>,
 }
 
-/// The chain's state while it is built: head, unspent set and its hash.
-struct Builder {
-    publisher: Keypair,
-    wallet: Keypair,
-    head: BlockHeader,
-    ux_hash: UxHash,
-    unspent: HashMap<Hash, UxOut>,
-}
-
-impl Builder {
-    fn commit(&mut self, block: &SignedBlock) {
-        let header = &block.block.header;
-        for tx in &block.block.body.transactions {
-            for id in &tx.inputs {
-                let ux = self.unspent.remove(id).expect("spends an unspent output");
-                self.ux_hash.xor(&ux.snapshot_hash());
-            }
-            for ux in create_unspents(header, tx) {
-                self.ux_hash.xor(&ux.snapshot_hash());
-                assert!(self.unspent.insert(ux.hash(), ux).is_none());
-            }
-        }
-        self.head = *header;
-    }
-
-    /// A transaction spending `input` to `outputs` (coins, hours), to the wallet.
-    fn tx(&self, input: &UxOut, outputs: &[(u64, u64)]) -> Transaction {
-        let mut tx = Transaction {
-            inputs: vec![input.hash()],
-            outputs: outputs
-                .iter()
-                .map(|&(coins, hours)| Output {
-                    address: self.wallet.address(),
-                    coins,
-                    hours,
-                })
-                .collect(),
-            ..Transaction::default()
-        };
-        tx.sign(std::slice::from_ref(&self.wallet)).expect("sign");
-        tx.update_header().expect("header");
-        tx
-    }
-
-    /// The signed next block with `txs`, its fee computed at the head's time.
-    fn block(&self, txs: Vec<Transaction>) -> SignedBlock {
-        let fee = txs
-            .iter()
-            .map(|tx| {
-                let inputs: Vec<UxOut> = tx.inputs.iter().map(|id| self.unspent[id]).collect();
-                transaction_fee(tx, self.head.time, &inputs).expect("fee")
-            })
-            .sum();
-        Block::next(
-            &self.head,
-            self.ux_hash.hash(),
-            self.head.time + INTERVAL,
-            fee,
-            BlockBody { transactions: txs },
-        )
-        .expect("block")
-        .sign_block(&self.publisher)
-    }
-
-    fn hours(&self, ux: &UxOut) -> u64 {
-        total_coin_hours(std::slice::from_ref(ux), self.head.time).expect("hours")
-    }
-}
-
 impl Fixture {
     fn build() -> Self {
-        let publisher = key(1);
-        let wallet = key(2);
-        let params = ChainParams::new(publisher.public_key());
-        let genesis = Block::genesis(wallet.address(), GENESIS_COINS, GENESIS_TIME);
-        let signed_genesis = genesis.clone().sign_block(&publisher);
-        let mut b = Builder {
-            publisher,
-            wallet,
-            head: genesis.header,
-            ux_hash: UxHash::new(),
-            unspent: HashMap::new(),
-        };
-        b.commit(&signed_genesis);
-
+        let (genesis, mut b) = Builder::new();
         // Fan out the genesis output to one output per transaction of a block.
-        let input = *b.unspent.values().next().expect("the genesis output");
-        let coins = GENESIS_COINS / TXS_PER_BLOCK as u64;
-        let hours = b.hours(&input) / 2 / TXS_PER_BLOCK as u64;
-        let outputs: Vec<(u64, u64)> = (0..TXS_PER_BLOCK as u64)
-            .map(|i| (coins, hours - i)) // distinct hours: distinct ids
-            .collect();
-        let fan_out = b.block(vec![b.tx(&input, &outputs)]);
+        let fan_out = b.fan_out(TXS_PER_BLOCK);
         b.commit(&fan_out);
-
         // Each measured block moves every output on, burning half of its hours.
         let mut steps = Vec::with_capacity(BLOCKS);
         for _ in 0..BLOCKS {
-            let mut spend: Vec<UxOut> = b.unspent.values().copied().collect();
-            spend.sort_by_key(UxOut::hash);
-            let txs = spend
-                .iter()
-                .map(|ux| b.tx(ux, &[(ux.body.coins, b.hours(ux) / 2)]))
-                .collect();
-            let block = b.block(txs);
+            let block = b.move_oldest(TXS_PER_BLOCK);
             steps.push(Step {
                 head: b.head,
                 ux_hash: b.ux_hash,
@@ -185,9 +82,9 @@ impl Fixture {
             b.commit(&block);
         }
         Self {
-            params,
-            genesis,
-            setup: vec![signed_genesis, fan_out],
+            params: genesis.params,
+            genesis: genesis.block,
+            setup: vec![genesis.signed, fan_out],
             steps,
         }
     }
