@@ -582,7 +582,6 @@ mod tests {
 
     use std::os::unix::fs::PermissionsExt as _;
 
-
     use super::*;
 
     #[test]

@@ -60,7 +60,9 @@ async fn build_source(path: &Path, blocks: usize, txs: usize) {
     let partial = path.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
     let db = Db::sqlite_file(&partial).await.expect("source database");
-    db.migrate(&ChainStore::migrations()).await.expect("migrate");
+    db.migrate(&ChainStore::migrations())
+        .await
+        .expect("migrate");
     let store = ChainStore::new(db);
     let (_, genesis, mut builder) = spec();
     let Genesis {
@@ -78,11 +80,19 @@ async fn build_source(path: &Path, blocks: usize, txs: usize) {
         };
         let applied = builder.commit(&block);
         store
-            .apply(&block, &applied.spent, &applied.created, &applied.ux_hash_after)
+            .apply(
+                &block,
+                &applied.spent,
+                &applied.created,
+                &applied.ux_hash_after,
+            )
             .await
             .expect("apply");
         if seq % 1000 == 0 {
-            println!("built {seq}/{blocks} blocks ({:.0} s)", started.elapsed().as_secs_f64());
+            println!(
+                "built {seq}/{blocks} blocks ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     store.db().close().await;
@@ -121,9 +131,13 @@ impl BenchNode {
         .await;
         let addr = gateway.node().expect("listening").local_addr();
         let db = Db::sqlite_file(db).await.expect("database");
-        db.migrate(&ChainStore::migrations()).await.expect("migrate");
+        db.migrate(&ChainStore::migrations())
+            .await
+            .expect("migrate");
         let chain = Chain::new(ChainStore::new(db), spec.params(), spec.genesis_block());
-        let host = ServiceHost::start(bus, presence, "chain").await.expect("host");
+        let host = ServiceHost::start(bus, presence, "chain")
+            .await
+            .expect("host");
         let chain = ChainService::start(host, chain, spec, ServiceConfig::default())
             .await
             .expect("chain service");

@@ -100,9 +100,11 @@ pub fn build_spend(
     if coins == 0 {
         return Err(WalletError::ZeroCoins);
     }
-    check_droplet_precision(rules.max_droplet_precision, coins).map_err(|e| WalletError::Precision {
-        coins,
-        reason: e.to_string(),
+    check_droplet_precision(rules.max_droplet_precision, coins).map_err(|e| {
+        WalletError::Precision {
+            coins,
+            reason: e.to_string(),
+        }
     })?;
     let owners: HashMap<Address, &Keypair> = keys.iter().map(|k| (k.address(), k)).collect();
     unspent.retain(|ux| owners.contains_key(&ux.body.address));
