@@ -99,6 +99,23 @@ impl TestNode {
         Self::start_with(dir, spec, config).await
     }
 
+    /// The publisher of a new chain ([`spec`]) with its database in `dir`, and the
+    /// chain's spec.
+    async fn publisher(dir: &Path) -> (Self, ChainSpec) {
+        let key = Keypair::generate();
+        let spec = spec(&key);
+        (Self::start(dir, spec, Some(key)).await, spec)
+    }
+
+    /// A publisher whose chain holds two payments of one coin to the wallet's second
+    /// address (blocks 2 and 3, after the fund block), for the API tests.
+    async fn with_payments(dir: &Path) -> Self {
+        let (node, _) = Self::publisher(dir).await;
+        node.fund(4).await;
+        node.publish_spends(2).await;
+        node
+    }
+
     /// [`TestNode::start`] with the chain service's `config` (its block interval is
     /// set to an hour).
     async fn start_with(dir: &Path, spec: ChainSpec, config: ServiceConfig) -> Self {
@@ -297,9 +314,7 @@ impl TestNode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_converge_and_transactions_sent_to_a_follower_land_in_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let publisher = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
+    let (publisher, spec) = TestNode::publisher(dir.path()).await;
     let near = TestNode::start(dir.path(), spec, None).await;
     let far = TestNode::start(dir.path(), spec, None).await;
     near.connect(&publisher).await;
@@ -349,9 +364,7 @@ async fn followers_converge_and_transactions_sent_to_a_follower_land_in_blocks()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_that_starts_late_or_was_stopped_catches_up() {
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let publisher = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
+    let (publisher, spec) = TestNode::publisher(dir.path()).await;
     publisher.fund(64).await;
     // More blocks than one header request and several block requests cover.
     publisher.publish_spends(39).await;
@@ -607,9 +620,7 @@ async fn serving(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_sends_the_blocks_it_claims_is_banned_for_stalling() {
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let publisher = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
+    let (publisher, spec) = TestNode::publisher(dir.path()).await;
     publisher.fund(8).await;
     publisher.publish_spends(4).await;
     let liar = Liar::start(serving(&publisher, |_, _, _| None).await, Vec::new()).await;
@@ -627,9 +638,7 @@ async fn a_peer_that_never_sends_the_blocks_it_claims_is_banned_for_stalling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_serving_blocks_that_do_not_match_their_headers_is_banned() {
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let publisher = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
+    let (publisher, spec) = TestNode::publisher(dir.path()).await;
     publisher.fund(8).await;
     publisher.publish_spends(4).await;
     // The liar serves the publisher's real tip and headers, and its blocks with the
@@ -663,9 +672,7 @@ async fn a_peer_serving_blocks_that_do_not_match_their_headers_is_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_relaying_a_forged_transaction_is_banned_and_it_is_not_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let honest = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
+    let (honest, _) = TestNode::publisher(dir.path()).await;
     // A valid spend, then signed by a key that does not own the output.
     let mut forged = honest.spend(1).await;
     let thief = Keypair::generate();
@@ -694,9 +701,7 @@ async fn a_peer_relaying_a_forged_transaction_is_banned_and_it_is_not_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_double_spend_is_refused_by_every_node() {
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let publisher = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
+    let (publisher, spec) = TestNode::publisher(dir.path()).await;
     let follower = TestNode::start(dir.path(), spec, None).await;
     follower.connect(&publisher).await;
     let keys = wallet();
@@ -748,11 +753,7 @@ async fn the_api_answers_what_the_chain_holds_and_refuses_bad_requests() {
     use tonic::{Code, Request};
 
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let node = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
-    node.fund(4).await;
-    node.publish_spends(2).await;
+    let node = TestNode::with_payments(dir.path()).await;
     let api = ChainApiService::new(node.chain().clone());
     let keys = wallet();
 
@@ -934,11 +935,7 @@ async fn the_rest_api_answers_in_json_and_refuses_with_machine_readable_errors()
     use skywire_coin::Encode as _;
 
     let dir = tempfile::tempdir().unwrap();
-    let publisher_key = Keypair::generate();
-    let spec = spec(&publisher_key);
-    let node = TestNode::start(dir.path(), spec, Some(publisher_key)).await;
-    node.fund(4).await;
-    node.publish_spends(2).await;
+    let node = TestNode::with_payments(dir.path()).await;
     let router = skywire_chain::rest::router(node.chain().clone());
     let keys = wallet();
     let (seq, hash) = node.head().await;
