@@ -470,6 +470,7 @@ fn plan_spend(
         .max()
         .unwrap_or(0);
     let mut unspent = Vec::new();
+    let mut pending = 0u64;
     for (address, answer) in listed {
         for output in &answer.outputs {
             let ux = unspent_from_proto(output).map_err(refused)?;
@@ -480,7 +481,13 @@ fn plan_spend(
                     ux.body.address
                 )));
             }
-            unspent.push(ux);
+            // Spent already by a transaction not yet in a block: spending it
+            // again would be refused as a double spend.
+            if output.spent_by.is_empty() {
+                unspent.push(ux);
+            } else {
+                pending = pending.saturating_add(ux.body.coins);
+            }
         }
     }
     let tx = build_spend(
@@ -492,7 +499,7 @@ fn plan_spend(
         droplets,
         change_address,
     )
-    .map_err(|e| spend_failure(e, &unspent))?;
+    .map_err(|e| spend_failure(e, &unspent, pending))?;
     let by_id: HashMap<_, UxOut> = unspent.iter().map(|ux| (ux.hash(), *ux)).collect();
     let spent: Vec<UxOut> = tx
         .inputs
@@ -511,7 +518,7 @@ fn plan_spend(
 
 /// Why a payment could not be built, for people: the wallet's `unspent` outputs explain
 /// a shortfall.
-fn spend_failure(error: WalletError, unspent: &[UxOut]) -> Failure {
+fn spend_failure(error: WalletError, unspent: &[UxOut], pending: u64) -> Failure {
     match error {
         WalletError::InsufficientCoins { have, need } => {
             let total: u64 = unspent.iter().map(|ux| ux.body.coins).sum();
@@ -520,6 +527,13 @@ fn spend_failure(error: WalletError, unspent: &[UxOut]) -> Failure {
                 format_coins(have),
                 format_coins(need)
             );
+            if pending > 0 {
+                message.push_str(&format!(
+                    " ({} more are being spent by transactions not yet in a block: \
+                     their change can be spent once they are)",
+                    format_coins(pending)
+                ));
+            }
             if total >= need {
                 message.push_str(&format!(
                     " (it holds {} coins, but one transaction spends at most {MAX_INPUTS} \
@@ -638,6 +652,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use skywire_chain::api::unspent_to_proto;
+    use skywire_chain::query::Unspent;
     use skywire_coin::{Hash, UxBody, UxHead};
 
     use super::*;
@@ -927,7 +942,15 @@ mod tests {
 
     fn answer(outputs: &[UxOut], head_time: u64) -> pb::UnspentResponse {
         pb::UnspentResponse {
-            outputs: outputs.iter().map(unspent_to_proto).collect(),
+            outputs: outputs
+                .iter()
+                .map(|output| {
+                    unspent_to_proto(&Unspent {
+                        output: *output,
+                        spent_by: None,
+                    })
+                })
+                .collect(),
             head_time,
         }
     }
@@ -966,6 +989,21 @@ mod tests {
         assert_eq!(
             failure.message,
             "not enough coins: the wallet can spend 5 coins, 6 needed"
+        );
+        // An output a pooled transaction spends already is not spent again.
+        let mut pending = listed.clone();
+        pending[1].1.outputs[0].spent_by = vec![7; 32].into();
+        let failure = plan_spend(&keys, &pending, RULES, to, 4_500_000).unwrap_err();
+        assert_eq!(
+            failure.message,
+            "not enough coins: the wallet can spend 2 coins, 4.5 needed (3 more are being \
+             spent by transactions not yet in a block: their change can be spent once they are)"
+        );
+        let spend = plan_spend(&keys, &pending, RULES, to, 1_000_000).unwrap();
+        assert_eq!(
+            spend.tx.inputs,
+            [listed[0].1.outputs[0].uxid.as_ref()]
+                .map(|id| { skywire_coin::Hash(<[u8; 32]>::try_from(id).unwrap()) })
         );
         let failure = plan_spend(&keys, &listed, RULES, to, 1_000_100).unwrap_err();
         assert_eq!(failure.code, Code::InvalidArgument);

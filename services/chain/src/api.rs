@@ -9,7 +9,7 @@ use skywire_proto::chain::v1 as pb;
 use skywire_proto::chain::v1::chain_api_server::{ChainApi, ChainApiServer};
 use tonic::{Request, Response, Status};
 
-use crate::query::{BlockId, Failure, QueryError};
+use crate::query::{BlockId, Failure, QueryError, Unspent};
 use crate::service::{ChainService, ServiceError};
 use crate::store::StoreError;
 
@@ -81,8 +81,13 @@ fn address(text: &str) -> Result<Address, Status> {
 }
 
 /// An unspent output as the API lists it.
-pub fn unspent_to_proto(ux: &UxOut) -> pb::UnspentOutput {
+pub fn unspent_to_proto(unspent: &Unspent) -> pb::UnspentOutput {
+    let ux = &unspent.output;
     pb::UnspentOutput {
+        spent_by: unspent
+            .spent_by
+            .map(|txid| txid.0.to_vec().into())
+            .unwrap_or_default(),
         uxid: ux.hash().0.to_vec().into(),
         time: ux.head.time,
         block_seq: ux.head.bk_seq,

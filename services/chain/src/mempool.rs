@@ -566,6 +566,11 @@ impl Mempool {
         self.entries.get(txid).map(|entry| &entry.tx)
     }
 
+    /// The pool transaction spending output `uxid`, if any.
+    pub fn spender(&self, uxid: &Hash) -> Option<Hash> {
+        self.spent_by.get(uxid).copied()
+    }
+
     /// Whether transaction `txid` is in the pool (orphans are not).
     pub fn contains(&self, txid: &Hash) -> bool {
         self.entries.contains_key(txid)

@@ -38,6 +38,16 @@ pub struct AddressBalance {
     pub outputs: u64,
 }
 
+/// An unspent output, and the pool transaction already spending it if there is one (a
+/// wallet should not spend it again: the node would refuse the second spend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unspent {
+    /// The output.
+    pub output: UxOut,
+    /// The id of the transaction in this node's pool that spends it.
+    pub spent_by: Option<Hash>,
+}
+
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -157,8 +167,13 @@ impl ChainService {
     ///
     /// [`QueryError`].
     pub async fn balance(&self, address: &Address) -> Result<AddressBalance, QueryError> {
-        let (outputs, head_time) = self.unspent(address, MAX_UNSPENT_PER_CALL).await?;
-        let balance = self.chain().store().balance(address).await?;
+        let store = self.chain().store();
+        let head = store.head().await?.ok_or(QueryError::NoChain)?;
+        let outputs = store
+            .unspent_by_address(address, MAX_UNSPENT_PER_CALL)
+            .await?;
+        let head_time = head.header.time;
+        let balance = store.balance(address).await?;
         Ok(AddressBalance {
             coins: balance.coins,
             hours: total_coin_hours(&outputs, head_time)?,
@@ -166,8 +181,9 @@ impl ChainService {
         })
     }
 
-    /// Up to `limit` unspent outputs of `address`, oldest first, and the head's time
-    /// (what a spend's hours are computed at).
+    /// Up to `limit` unspent outputs of `address`, oldest first, each with the pool
+    /// transaction already spending it, and the head's time (what a spend's hours are
+    /// computed at).
     ///
     /// # Errors
     ///
@@ -176,10 +192,16 @@ impl ChainService {
         &self,
         address: &Address,
         limit: u32,
-    ) -> Result<(Vec<UxOut>, u64), QueryError> {
+    ) -> Result<(Vec<Unspent>, u64), QueryError> {
         let store = self.chain().store();
         let head = store.head().await?.ok_or(QueryError::NoChain)?;
         let outputs = store.unspent_by_address(address, limit).await?;
-        Ok((outputs, head.header.time))
+        let spenders = self.pool_spenders(outputs.iter().map(UxOut::hash));
+        let unspent = outputs
+            .into_iter()
+            .zip(spenders)
+            .map(|(output, spent_by)| Unspent { output, spent_by })
+            .collect();
+        Ok((unspent, head.header.time))
     }
 }

@@ -24,11 +24,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use skywire_coin::{Decode as _, Hash, SignedBlock, Transaction, UxOut};
+use skywire_coin::{Decode as _, Hash, SignedBlock, Transaction};
 use skywire_identity::Address;
 
 use crate::api::MAX_UNSPENT_LISTED;
-use crate::query::{BlockId, Failure, QueryError};
+use crate::query::{BlockId, Failure, QueryError, Unspent};
 use crate::service::{ChainService, ServiceError};
 use crate::store::StoreError;
 
@@ -388,9 +388,11 @@ async fn balance(
     }))
 }
 
-/// An unspent output, with every field of Skycoin's `UxOut`.
+/// An unspent output, with every field of Skycoin's `UxOut`, and the pool transaction
+/// already spending it (`null` if none).
 #[derive(Serialize)]
 struct UnspentView {
+    spent_by: Option<String>,
     uxid: String,
     time: u64,
     block_seq: u64,
@@ -400,9 +402,11 @@ struct UnspentView {
     hours: u64,
 }
 
-impl From<&UxOut> for UnspentView {
-    fn from(ux: &UxOut) -> Self {
+impl From<&Unspent> for UnspentView {
+    fn from(unspent: &Unspent) -> Self {
+        let ux = &unspent.output;
         Self {
+            spent_by: unspent.spent_by.map(|txid| txid.to_string()),
             uxid: ux.hash().to_string(),
             time: ux.head.time,
             block_seq: ux.head.bk_seq,

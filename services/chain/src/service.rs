@@ -468,6 +468,12 @@ impl ChainService {
         })
     }
 
+    /// For each of `uxids`, the pool transaction spending it, if any.
+    pub fn pool_spenders(&self, uxids: impl IntoIterator<Item = Hash>) -> Vec<Option<Hash>> {
+        let pool = lock(&self.inner.mempool);
+        uxids.into_iter().map(|uxid| pool.spender(&uxid)).collect()
+    }
+
     /// The transaction `txid` if the pool holds it.
     pub fn pooled(&self, txid: &Hash) -> Option<Transaction> {
         lock(&self.inner.mempool).get(txid).cloned()

@@ -1022,6 +1022,26 @@ async fn the_rest_api_answers_in_json_and_refuses_with_machine_readable_errors()
         (&found["confirmed"], &found["block_seq"]),
         (&false.into(), &serde_json::Value::Null)
     );
+    // The output it spends is listed as spent by it until it is in a block.
+    let from = keys[0].address();
+    let (_, listed) = rest(
+        &router,
+        "GET",
+        &format!("/api/v1/chain/addresses/{from}/unspent"),
+        None,
+    )
+    .await;
+    let outputs = listed["outputs"].as_array().unwrap();
+    let input = tx.inputs[0].to_string();
+    for output in outputs {
+        let expected = if output["uxid"] == input.as_str() {
+            serde_json::Value::from(tx.hash().to_string())
+        } else {
+            serde_json::Value::Null
+        };
+        assert_eq!(output["spent_by"], expected, "{output}");
+    }
+    assert!(outputs.iter().any(|o| o["uxid"] == input.as_str()));
     let again = rest(
         &router,
         "POST",
