@@ -223,6 +223,10 @@ async fn open_sqlite(options: SqliteConnectOptions, url_redacted: String) -> Res
     let pool = SqlitePoolOptions::new()
         .max_connections(SQLITE_MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A connection to a local file does not go stale the way a socket
+        // does: the ping sqlx sends on every acquire tests nothing and costs a
+        // round trip to the connection's worker thread per query.
+        .test_before_acquire(false)
         .connect_with(options);
     let pool = match tokio::time::timeout(CONNECT_TIMEOUT, pool).await {
         Ok(Ok(pool)) => pool,
