@@ -42,6 +42,11 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Hello on a slow path, with margin; an unreachable peer fails sooner.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Attempts [`ServiceHost::open_new`] makes while the gateway's presence entry
+/// for a connection just announced (or just dialed) may still be on its way:
+/// waits of 40, 80, 160 and 320 ms between them, 600 ms in all.
+pub const OPEN_NEW_ATTEMPTS: u32 = 5;
+
 /// Why a host operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -80,6 +85,23 @@ pub enum HostError {
     /// The gateway could not connect to the peer.
     #[error("dial failed: {0}")]
     Dial(String),
+}
+
+/// Why [`ServiceHost::ask`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    /// The channel could not be opened.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The channel failed.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The peer closed the channel without answering.
+    #[error("closed without an answer")]
+    NoAnswer,
+    /// No answer within the time given.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// The peer at the other end of a channel.
@@ -424,6 +446,55 @@ impl ServiceHost {
             window: WINDOW,
             ..Default::default()
         }
+    }
+
+    /// [`ServiceHost::open`] for a peer whose connection was just announced or
+    /// dialed: while the presence map does not list it yet
+    /// ([`HostError::NotConnected`]), tries again, [`OPEN_NEW_ATTEMPTS`] times
+    /// in all.
+    pub async fn open_new(
+        &self,
+        node_id: &[u8; 33],
+        service: &str,
+        priority: u8,
+    ) -> Result<ServiceChannel, HostError> {
+        let mut attempt = 1;
+        loop {
+            match self.open(node_id, service, priority).await {
+                Err(HostError::NotConnected(_)) if attempt < OPEN_NEW_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One request and its answer on a new channel to `service` on the peer
+    /// `node_id` (opened with [`ServiceHost::open_new`]), all within
+    /// `timeout`: the request-answer exchange of most services.
+    ///
+    /// # Errors
+    ///
+    /// [`AskError`].
+    pub async fn ask(
+        &self,
+        node_id: &[u8; 33],
+        service: &str,
+        priority: u8,
+        request: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, AskError> {
+        let exchange = async {
+            let mut channel = self.open_new(node_id, service, priority).await?;
+            channel.send(request).await?;
+            let answer = channel.recv().await?.ok_or(AskError::NoAnswer)?;
+            let _ = channel.finish().await;
+            Ok(answer)
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| AskError::Timeout(timeout))?
     }
 
     /// Opens a channel to `service` on the connected peer `node_id`, through

@@ -21,6 +21,6 @@ pub mod link;
 pub mod registry;
 pub mod sync;
 
-pub use host::{HostError, Incoming, PeerInfo, ServiceChannel, ServiceHost};
+pub use host::{AskError, HostError, Incoming, PeerInfo, ServiceChannel, ServiceHost};
 pub use link::{LinkError, LinkKey, LinkReceiver, LinkSender, Links};
 pub use registry::Registry;

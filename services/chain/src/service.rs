@@ -54,7 +54,7 @@ use skywire_proto::bus::v1 as bus_pb;
 use skywire_proto::wire::v1::Reason;
 use skywire_record::now_ms;
 use skywire_service::sync::lock;
-use skywire_service::{HostError, LinkError, ServiceChannel, ServiceHost};
+use skywire_service::{AskError, HostError, ServiceChannel, ServiceHost};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -121,10 +121,6 @@ pub const VIOLATION_BAN: Duration = Duration::from_secs(3600);
 
 /// How long a peer is banned for stalling sync [`SyncConfig::stall_limit`] times.
 pub const STALL_BAN: Duration = Duration::from_secs(600);
-
-/// Attempts to open a channel to a peer whose connection was just announced, while the
-/// gateway's presence entry may still be on its way.
-const OPEN_ATTEMPTS: u32 = 5;
 
 /// A peer's node id.
 type PeerId = [u8; 33];
@@ -213,17 +209,11 @@ pub enum ServiceError {
 
 /// A request to a peer failed.
 #[derive(Debug, thiserror::Error)]
-enum AskError {
+enum RequestError {
     #[error(transparent)]
-    Host(#[from] HostError),
-    #[error(transparent)]
-    Link(#[from] LinkError),
+    Ask(#[from] AskError),
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
-    #[error("closed without an answer")]
-    NoAnswer,
-    #[error("no answer in time")]
-    Timeout,
 }
 
 /// How hard a peer is punished.
@@ -591,13 +581,13 @@ impl ChainService {
 
     /// Penalises `peer` for a failed request if the failure proves it misbehaved;
     /// otherwise stops syncing from it (until it announces a tip again).
-    async fn failed(&self, peer: PeerId, error: AskError) {
+    async fn failed(&self, peer: PeerId, error: RequestError) {
         match error {
-            AskError::Protocol(e) if e.is_violation() => {
+            RequestError::Protocol(e) if e.is_violation() => {
                 self.penalise(peer, Penalty::Violation, &format!("chain/1: {e}"))
                     .await;
             }
-            AskError::Timeout => {} // The planner counts it as a stall.
+            RequestError::Ask(AskError::Timeout(_)) => {} // The planner counts it as a stall.
             other => {
                 tracing::debug!(peer = %hex::encode(peer), error = %other, "chain/1 request failed");
                 lock(&self.inner.planner).remove_peer(peer);
@@ -607,54 +597,16 @@ impl ChainService {
 
     // ---- Asking. ----
 
-    /// A channel to `service` on the connected peer `peer`.
-    async fn open(
-        &self,
-        peer: &PeerId,
-        service: &str,
-        priority: u8,
-    ) -> Result<ServiceChannel, HostError> {
-        let mut attempt = 1;
-        loop {
-            match self.inner.host.open(peer, service, priority).await {
-                Err(HostError::NotConnected(_)) if attempt < OPEN_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Sends `request` on a new channel of `service` and returns the answer's bytes.
-    async fn exchange(
-        &self,
-        peer: &PeerId,
-        service: &str,
-        priority: u8,
-        request: Bytes,
-        timeout: Duration,
-    ) -> Result<Bytes, AskError> {
-        let exchange = async {
-            let mut channel = self.open(peer, service, priority).await?;
-            channel.send(request).await?;
-            let answer = channel.recv().await?.ok_or(AskError::NoAnswer)?;
-            let _ = channel.finish().await;
-            Ok(answer)
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| AskError::Timeout)?
-    }
-
     async fn ask_chain(
         &self,
         peer: &PeerId,
         request: &ChainRequest,
-    ) -> Result<ChainResponse, AskError> {
+    ) -> Result<ChainResponse, RequestError> {
         let timeout = Duration::from_millis(self.inner.planner_timeout_ms());
         let answer = self
-            .exchange(
+            .inner
+            .host
+            .ask(
                 peer,
                 CHAIN_SERVICE,
                 CHAIN_PRIORITY,
@@ -669,9 +621,11 @@ impl ChainService {
         &self,
         peer: &PeerId,
         request: &RelayRequest,
-    ) -> Result<RelayResponse, AskError> {
+    ) -> Result<RelayResponse, RequestError> {
         let answer = self
-            .exchange(
+            .inner
+            .host
+            .ask(
                 peer,
                 RELAY_SERVICE,
                 RELAY_PRIORITY,
@@ -985,7 +939,7 @@ impl ChainService {
             let txs = match self.ask_relay(&peer, &request).await {
                 Ok(RelayResponse::Transactions(txs)) => txs,
                 Ok(RelayResponse::Ack) => return,
-                Err(AskError::Protocol(e)) if e.is_violation() => {
+                Err(RequestError::Protocol(e)) if e.is_violation() => {
                     return self
                         .penalise(peer, Penalty::Violation, &format!("txrelay/1: {e}"))
                         .await;

@@ -101,10 +101,6 @@ const TRANSIENT_SWEEP: Duration = Duration::from_secs(2);
 /// it) is never closed for the cap.
 const TRANSIENT_BUSY: Duration = REQUEST_TIMEOUT;
 
-/// Attempts to open a channel right after a dial, while the gateway's
-/// presence entry for the new connection may still be on its way.
-const OPEN_ATTEMPTS: u32 = 5;
-
 /// The prefix of the per-peer rate-limit keys in the shared cache.
 const RATE_PREFIX: &str = "sw:rate:dht:";
 
@@ -840,16 +836,10 @@ impl Dht {
         }
         self.inner.host.dial_transient(&id, endpoint).await?;
         self.transient().insert(id, Instant::now());
-        let mut attempt = 1;
-        loop {
-            match self.inner.host.open(&id, SERVICE, PRIORITY).await {
-                Err(HostError::NotConnected(_)) if attempt < OPEN_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-                    attempt += 1;
-                }
-                other => return Ok((other?, true)),
-            }
-        }
+        Ok((
+            self.inner.host.open_new(&id, SERVICE, PRIORITY).await?,
+            true,
+        ))
     }
 
     // ---- Answering other nodes. ----

@@ -26,7 +26,7 @@ use skywire_proto::bus::v1 as bus_pb;
 use skywire_proto::wire::v1::Reason;
 use skywire_record::{NodeRecord, VerifyCache, now_ms};
 use skywire_service::sync::lock;
-use skywire_service::{HostError, LinkError, ServiceChannel, ServiceHost};
+use skywire_service::{AskError, HostError, LinkError, ServiceChannel, ServiceHost};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -63,10 +63,6 @@ pub const OWN_RECORD_FOR: Duration = Duration::from_secs(60);
 /// it nobody new is asked until entries age out.
 pub const MAX_ASKED: usize = 4096;
 
-/// Attempts to open a channel to a peer whose connection was just
-/// announced, while the gateway's presence entry may still be on its way.
-const OPEN_ATTEMPTS: u32 = 5;
-
 /// The prefix of the per-peer rate-limit keys in the shared cache.
 const RATE_PREFIX: &str = "sw:rate:pex:";
 
@@ -91,12 +87,10 @@ pub enum PexError {
     /// The peer was asked less than [`REQUEST_INTERVAL`] ago.
     #[error("asked less than a minute ago")]
     TooSoon,
-    /// The peer closed the channel without answering.
-    #[error("closed without an answer")]
-    NoAnswer,
-    /// No answer within [`REQUEST_TIMEOUT`].
-    #[error("no answer within {REQUEST_TIMEOUT:?}")]
-    Timeout,
+    /// The exchange failed: no channel, no answer, none within
+    /// [`REQUEST_TIMEOUT`].
+    #[error(transparent)]
+    Ask(#[from] AskError),
     /// Not a valid node id.
     #[error("invalid node id")]
     InvalidNode,
@@ -244,18 +238,12 @@ impl Pex {
             lock(&self.inner.book).connected(peer, now_ms());
         }
         let own = self.own_record().await;
-        let exchange = async {
-            let mut channel = self.open(node_id).await?;
-            channel
-                .send(protocol::encode_request(own.as_deref()))
-                .await?;
-            let answer = channel.recv().await?.ok_or(PexError::NoAnswer)?;
-            let _ = channel.finish().await;
-            Ok::<_, PexError>(answer)
-        };
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
-            .await
-            .map_err(|_| PexError::Timeout)??;
+        let request = protocol::encode_request(own.as_deref());
+        let answer = self
+            .inner
+            .host
+            .ask(node_id, SERVICE, PRIORITY, request, REQUEST_TIMEOUT)
+            .await?;
         let now = now_ms();
         let peers = match protocol::decode_response(&answer, &peer, now, &self.inner.verified) {
             Ok(peers) => peers,
@@ -325,20 +313,6 @@ impl Pex {
                 .map_err(PoolError::from)?;
         }
         Ok(())
-    }
-
-    /// A `pex/1` channel to the connected peer `node_id`.
-    async fn open(&self, node_id: &[u8; 33]) -> Result<ServiceChannel, PexError> {
-        let mut attempt = 1;
-        loop {
-            match self.inner.host.open(node_id, SERVICE, PRIORITY).await {
-                Err(HostError::NotConnected(_)) if attempt < OPEN_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-                    attempt += 1;
-                }
-                other => return Ok(other?),
-            }
-        }
     }
 
     /// Asks `node_id` in the background if an exchange slot is free.
