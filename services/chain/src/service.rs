@@ -59,7 +59,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::chain::{Chain, ChainError};
+use crate::chain::{BatchError, Chain, ChainError};
 use crate::mempool::{Mempool, MempoolConfig, MempoolError};
 use crate::protocol::{
     self, CHAIN_PRIORITY, CHAIN_SERVICE, ChainRequest, ChainResponse, Code, MAX_ANNOUNCE,
@@ -67,9 +67,14 @@ use crate::protocol::{
     RelayResponse, Tip,
 };
 use crate::spec::ChainSpec;
-use crate::store::{Head, StoreError};
+use crate::store::{Head, MAX_APPLY_BATCH, StoreError};
 use crate::sync::{Misbehaviour, SyncConfig, SyncPlanner, SyncStatus};
 use crate::verify::{TxRejection, verify_transaction};
+
+/// Most blocks applied in one [`Chain::apply_many`] call: 8 store batches, so that each
+/// batch is checked while the one before is written, and the tip, the pool and the
+/// planner hear of applied blocks at least every ~1 s while syncing.
+pub const APPLY_RUN: usize = 8 * MAX_APPLY_BATCH;
 
 /// How often the sync loop runs when nothing wakes it (timeouts, new requests).
 pub const SYNC_TICK: Duration = Duration::from_millis(100);
@@ -742,33 +747,44 @@ impl ChainService {
         self.inner.wake.notify_one();
     }
 
-    /// Applies the blocks the planner hands out, in order.
+    /// Applies the blocks the planner hands out, in order, in runs of up to
+    /// [`APPLY_RUN`] ([`Chain::apply_many`]).
     async fn apply_ready(&self) {
         let _writer = self.inner.writer.lock().await;
         loop {
-            let blocks = lock(&self.inner.planner).ready();
+            let mut blocks = lock(&self.inner.planner).ready();
             if blocks.is_empty() {
                 return;
             }
-            let mut blocks = blocks.into_iter();
-            while let Some(block) = blocks.next() {
-                let seq = block.block.header.bk_seq;
-                match self.inner.chain.apply(&block).await {
-                    Ok(verified) => self.applied(&block, &verified.created).await,
-                    Err(e) if e.proves_sender_misbehaved() => {
-                        let fault = lock(&self.inner.planner).on_apply_failed(seq);
-                        tracing::error!(?fault, error = %e, "the block publisher signed an invalid block; sync stopped");
-                        return;
-                    }
-                    Err(e) => {
-                        // Not the block's fault (the store failed, or the head moved):
-                        // give back what was not applied and try again next round.
-                        tracing::warn!(seq, error = %e, "block not applied");
-                        let mut planner = lock(&self.inner.planner);
-                        planner.give_back(std::iter::once(block).chain(blocks).collect());
-                        return;
-                    }
+            while !blocks.is_empty() {
+                let rest = blocks.split_off(blocks.len().min(APPLY_RUN));
+                let batch = std::mem::replace(&mut blocks, rest);
+                let (applied, refused) = match self.inner.chain.apply_many(&batch).await {
+                    Ok(applied) => (applied, None),
+                    Err(BatchError { applied, error }) => (applied, Some(error)),
+                };
+                for (block, verified) in batch.iter().zip(&applied) {
+                    self.applied(block, &verified.created).await;
                 }
+                let Some(error) = refused else {
+                    continue;
+                };
+                let mut unapplied: Vec<SignedBlock> =
+                    batch.into_iter().skip(applied.len()).collect();
+                let seq = unapplied
+                    .first()
+                    .map_or(0, |block| block.block.header.bk_seq);
+                if error.proves_sender_misbehaved() {
+                    let fault = lock(&self.inner.planner).on_apply_failed(seq);
+                    tracing::error!(?fault, %error, "the block publisher signed an invalid block; sync stopped");
+                } else {
+                    // Not the block's fault (the store failed, or the head moved): give
+                    // back what was not applied and try again next round.
+                    tracing::warn!(seq, %error, "block not applied");
+                    unapplied.append(&mut blocks);
+                    lock(&self.inner.planner).give_back(unapplied);
+                }
+                return;
             }
         }
     }

@@ -7,8 +7,10 @@
 mod common;
 
 use common::{GENESIS_COINS, GENESIS_TIME, Model, key, make_tx, on_both_backends};
-use skywire_chain::chain::{Chain, ChainError};
-use skywire_chain::store::{ChainStore, MAX_BLOCKS_PER_CALL, MAX_UNSPENT_PER_CALL, StoreError};
+use skywire_chain::chain::{BatchError, Chain, ChainError};
+use skywire_chain::store::{
+    ChainStore, MAX_APPLY_BATCH, MAX_BLOCKS_PER_CALL, MAX_UNSPENT_PER_CALL, StoreError,
+};
 use skywire_chain::verify::{BlockRejection, TxRejection, Verified};
 use skywire_coin::{Block, Hash, SigError, SignedBlock, Transaction, UxOut};
 use skywire_db::Db;
@@ -154,6 +156,8 @@ on_both_backends!(
     block_built_on_a_stale_head_is_refused_without_blame,
     only_the_configured_genesis_starts_the_chain,
     concurrent_applies_of_two_next_blocks_exactly_one_wins,
+    a_batch_applies_as_its_blocks_one_by_one,
+    a_batch_stops_at_its_first_invalid_block,
 );
 
 async fn ten_blocks_through_apply_leave_the_models_chain(db: Db) {
@@ -489,4 +493,79 @@ fn only_rejections_can_blame_the_sender() {
         let err = ChainError::from(error);
         assert!(!err.proves_sender_misbehaved(), "{err}");
     }
+}
+
+/// `n` valid [`busy_block`]s after `model`'s head, signed and committed to `model`, with
+/// what the verifier says of each. Each spends what the one before created.
+fn busy_blocks(model: &mut Model, n: usize) -> (Vec<SignedBlock>, Vec<Verified>) {
+    let mut blocks = Vec::new();
+    let mut verified = Vec::new();
+    for _ in 0..n {
+        let block = model.sign(busy_block(model));
+        let v = model.verify(&block).expect("a busy block verifies");
+        model.commit_verified(&block, &v);
+        blocks.push(block);
+        verified.push(v);
+    }
+    (blocks, verified)
+}
+
+async fn a_batch_applies_as_its_blocks_one_by_one(db: Db) {
+    let (chain, mut model) = grown(db, 1).await;
+    let (blocks, expected) = busy_blocks(&mut model, 3);
+    let verified = chain.apply_many(&blocks).await.expect("the batch applies");
+    assert_eq!(verified, expected);
+    assert_holds(&chain, &model).await;
+    // Across the batches of a longer run too (busy blocks halve the hours: ~40 at most).
+    let (blocks, expected) = busy_blocks(&mut model, MAX_APPLY_BATCH + 2);
+    let verified = chain.apply_many(&blocks).await.expect("the batches apply");
+    assert_eq!(verified, expected);
+    assert_holds(&chain, &model).await;
+}
+
+async fn a_batch_stops_at_its_first_invalid_block(db: Db) {
+    let (chain, model) = grown(db, 1).await;
+    let mut valid = model.clone();
+    // An output of wallet 2 that the batch's first block spends.
+    let earlier = valid.owned(2)[0];
+    let (mut blocks, expected) = busy_blocks(&mut valid, 2);
+    // The third block spends it again: unspent before the batch, not after its first block.
+    let again = valid.transfer(&[earlier], &[valid.address(1)]);
+    let fee = valid.fee(&again, &[earlier]);
+    blocks.push(valid.sign(valid.block_with_fee(vec![again], fee)));
+    let BatchError { applied, error } = chain
+        .apply_many(&blocks)
+        .await
+        .expect_err("the third block is refused");
+    assert_eq!(applied, expected);
+    assert_eq!(
+        rejection(&error),
+        &BlockRejection::Transaction {
+            index: 0,
+            source: TxRejection::InputNotUnspent {
+                index: 0,
+                uxid: earlier.hash(),
+            },
+        }
+    );
+    assert!(error.proves_sender_misbehaved());
+    // The two blocks before it are applied, nothing of it.
+    assert_holds(&chain, &valid).await;
+    assert!(
+        chain
+            .store()
+            .block_by_hash(&blocks[2].block.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A batch that does not extend the head: refused whole, without blame.
+    let BatchError { applied, error } = chain
+        .apply_many(&blocks[..2])
+        .await
+        .expect_err("the head is past them");
+    assert!(applied.is_empty());
+    assert!(!error.proves_sender_misbehaved(), "{error}");
+    assert_holds(&chain, &valid).await;
 }

@@ -8,7 +8,10 @@
 mod common;
 
 use common::{COIN, GENESIS_COINS, Model, Next, key, migrated, on_both_backends, output};
-use skywire_chain::store::{Balance, ChainStore, Head, MAX_BATCH, MAX_BLOCKS_PER_CALL, StoreError};
+use skywire_chain::store::{
+    Balance, BlockChanges, ChainStore, Head, MAX_APPLY_BATCH, MAX_BATCH, MAX_BLOCKS_PER_CALL,
+    StoreError,
+};
 use skywire_chain::sync::SignedHeader;
 use skywire_coin::{Encode, Hash, Output, SignedBlock, UxHash, UxOut, create_unspents, sha256};
 use skywire_db::Db;
@@ -167,6 +170,8 @@ on_both_backends!(
     large_blocks_are_split_into_batches,
     non_next_blocks_are_refused_and_nothing_changes,
     missing_outputs_are_refused_and_nothing_changes,
+    a_batch_applies_whole_and_writes_no_output_it_spends,
+    a_batch_with_one_bad_block_changes_nothing,
     inconsistent_arguments_are_refused_and_nothing_changes,
     concurrent_appliers_exactly_one_wins,
     corrupt_rows_are_errors_not_panics,
@@ -556,6 +561,126 @@ async fn missing_outputs_are_refused_and_nothing_changes(db: Db) {
             ..
         }) => assert_eq!(missing, carol_out.hash()),
         other => panic!("expected MissingOutputs, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+}
+
+/// Applies `nexts` to the store as one batch.
+async fn apply_batch(store: &ChainStore, nexts: &[Next]) -> Result<(), StoreError> {
+    let changes: Vec<BlockChanges<'_>> = nexts
+        .iter()
+        .map(|next| BlockChanges {
+            block: &next.block,
+            spent: &next.spent,
+            created: &next.created,
+            ux_hash_after: &next.ux_after,
+        })
+        .collect();
+    store.apply_many(&changes).await
+}
+
+/// Three blocks after `model`'s head, committed to `model`: Carol moves her
+/// output of block 2 to herself, then moves that new output on (spending, in
+/// the batch, what the batch created), then Bob moves his change.
+fn batch_of_three(model: &mut Model) -> Vec<Next> {
+    let carol = model.output_of(&model.address(CAROL), 2);
+    let bob = model.output_of(&model.address(BOB), 2);
+    let mut nexts: Vec<Next> = Vec::new();
+    for block in 0..3 {
+        let spend = match block {
+            0 => carol,
+            1 => nexts[0].created[0],
+            _ => bob,
+        };
+        let to = spend.body.address;
+        let tx = model.signed_tx(&[spend], vec![output(to, spend.body.coins, 7)]);
+        let next = model.next(vec![tx], 10);
+        model.commit(&next);
+        nexts.push(next);
+    }
+    nexts
+}
+
+async fn a_batch_applies_whole_and_writes_no_output_it_spends(db: Db) {
+    let store = ChainStore::new(db);
+    let mut model = three_blocks(&store).await;
+    let nexts = batch_of_three(&mut model);
+    apply_batch(&store, &nexts).await.unwrap();
+    // The store holds exactly the model's chain: blocks 3 to 5, and of the
+    // outputs they created, those not spent (block 3's was, by block 4).
+    let after = snapshot(&store, &model).await;
+    assert_eq!(after.head.unwrap().seq(), 5);
+    let moved = nexts[0].created[0].hash();
+    assert!(store.unspent(&[moved]).await.unwrap().is_empty());
+    for next in &nexts {
+        for tx in &next.block.block.body.transactions {
+            let (stored, seq) = store.transaction(&tx.hash()).await.unwrap().unwrap();
+            assert_eq!((&stored, seq), (tx, next.block.block.header.bk_seq));
+        }
+    }
+    // An empty batch changes nothing.
+    apply_batch(&store, &[]).await.unwrap();
+    assert_eq!(snapshot(&store, &model).await, after);
+}
+
+async fn a_batch_with_one_bad_block_changes_nothing(db: Db) {
+    let store = ChainStore::new(db);
+    let model = three_blocks(&store).await;
+    let before = snapshot(&store, &model).await;
+
+    // Block 5 spends again the output block 4 spent, which block 3 created.
+    let mut after = model.clone();
+    let mut nexts = batch_of_three(&mut after);
+    let twice = nexts[0].created[0];
+    let mut shadow = model.clone();
+    for next in &nexts[..2] {
+        shadow.commit(next);
+    }
+    let tx = shadow.signed_tx(
+        &[twice],
+        vec![output(twice.body.address, twice.body.coins, 8)],
+    );
+    nexts[2] = shadow.next(vec![tx], 10);
+    match apply_batch(&store, &nexts).await {
+        Err(StoreError::MissingOutputs {
+            seq: 5,
+            spent: 1,
+            found: 0,
+            missing,
+        }) => assert_eq!(missing, twice.hash()),
+        other => panic!("expected MissingOutputs for block 5, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+
+    // Block 4 does not follow block 3.
+    let mut after = model.clone();
+    let mut nexts = batch_of_three(&mut after);
+    nexts.swap(1, 2);
+    match apply_batch(&store, &nexts).await {
+        Err(StoreError::NotNext { seq: 5, head, .. }) => {
+            assert_eq!(head, Some((3, nexts[0].block.block.header.hash())));
+        }
+        other => panic!("expected NotNext for block 5 after 3, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+
+    // Block 4's unspent-set hash after it is wrong.
+    let mut after = model.clone();
+    let mut nexts = batch_of_three(&mut after);
+    nexts[1].ux_after = UxHash::new();
+    match apply_batch(&store, &nexts).await {
+        Err(StoreError::UxHashAfter { seq: 4, .. }) => {}
+        other => panic!("expected UxHashAfter for block 4, got {other:?}"),
+    }
+    assert_eq!(snapshot(&store, &model).await, before);
+
+    // More blocks than a batch may hold.
+    let too_many = vec![nexts[0].clone(); MAX_APPLY_BATCH + 1];
+    match apply_batch(&store, &too_many).await {
+        Err(StoreError::Invalid {
+            field: "blocks", ..
+        }) => {}
+        other => panic!("expected Invalid, got {other:?}"),
     }
     assert_eq!(snapshot(&store, &model).await, before);
 }
