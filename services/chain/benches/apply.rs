@@ -14,8 +14,15 @@
 //!   `available_parallelism()` threads;
 //! - verify only: `verify_block` over [`BLOCKS`] blocks of [`TXS_PER_BLOCK`]
 //!   single-input transactions, each against a `HashMap` unspent set;
-//! - verify + apply: `Chain::apply` of the same blocks on a fresh SQLite file
-//!   (tokio current-thread runtime).
+//! - verify + apply: `Chain::apply` of the same blocks one by one on a fresh
+//!   SQLite file (tokio current-thread runtime), then `Chain::apply_many` of
+//!   them in batches of [`MAX_APPLY_BATCH`] on another (how sync applies them).
+//!
+//! Every measured block spends outputs made [`SPEND_AFTER`] blocks before (no
+//! fewer than a batch), so no output is created and spent within one batch:
+//! each batch reads and deletes every output it spends from the store, as
+//! with a real chain's old coins. (A batch writes no output its own blocks
+//! create and spend, which would flatter it.)
 //!
 //! Rates and ratios are the medians over the rounds (ratios per round, then
 //! the median). Results go in docs/benchmarks.md.
@@ -27,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use common::{Builder, key};
 use skywire_chain::chain::Chain;
-use skywire_chain::store::ChainStore;
-use skywire_chain::verify::{ChainParams, verify_block};
+use skywire_chain::store::{ChainStore, MAX_APPLY_BATCH};
+use skywire_chain::verify::{ChainParams, block_lookups, verify_block};
 use skywire_coin::{Block, BlockHeader, Hash, Sig, SignedBlock, UxHash, UxOut, sha256};
 use skywire_db::Db;
 use skywire_identity::Address;
@@ -36,7 +43,10 @@ use skywire_identity::Address;
 /// Measured rounds.
 const ROUNDS: usize = 5;
 /// Measured blocks (after the genesis block and one fan-out block).
-const BLOCKS: usize = 20;
+const BLOCKS: usize = 2 * MAX_APPLY_BATCH;
+/// How many blocks after its creation each output is spent: a batch's worth, so
+/// that no batch spends what it creates.
+const SPEND_AFTER: usize = MAX_APPLY_BATCH;
 /// Single-input, single-output transactions per measured block.
 const TXS_PER_BLOCK: usize = 100;
 /// Pre-made signatures for the raw rate.
@@ -46,7 +56,8 @@ const RAW_TIME: Duration = Duration::from_millis(300);
 /// Passes over the blocks per verify-only measurement.
 const VERIFY_PASSES: usize = 2;
 
-/// One measured block with the head and unspent set before it.
+/// One measured block with the head before it and the outputs it looks up in
+/// the unspent set before it.
 struct Step {
     head: BlockHeader,
     ux_hash: UxHash,
@@ -65,18 +76,26 @@ struct Fixture {
 
 impl Fixture {
     fn build() -> Self {
-        let (genesis, mut b) = Builder::new();
-        // Fan out the genesis output to one output per transaction of a block.
-        let fan_out = b.fan_out(TXS_PER_BLOCK);
+        let (mut genesis, mut b) = Builder::new();
+        // The fan-out's one transaction has an output for each input of the
+        // first SPEND_AFTER blocks (~240 KB): the size limits are raised for it.
+        // The measured blocks (~22 KB) are within Skycoin's defaults.
+        genesis.params.max_block_size = 1 << 20;
+        genesis.params.max_transaction_size = 1 << 20;
+        let fan_out = b.fan_out(SPEND_AFTER * TXS_PER_BLOCK);
         b.commit(&fan_out);
         // Each measured block moves every output on, burning half of its hours.
         let mut steps = Vec::with_capacity(BLOCKS);
         for _ in 0..BLOCKS {
             let block = b.move_oldest(TXS_PER_BLOCK);
+            let unspent = block_lookups(&block.block)
+                .iter()
+                .filter_map(|id| b.unspent.get(id).map(|ux| (*id, *ux)))
+                .collect();
             steps.push(Step {
                 head: b.head,
                 ux_hash: b.ux_hash,
-                unspent: b.unspent.clone(),
+                unspent,
                 block: block.clone(),
             });
             b.commit(&block);
@@ -184,8 +203,9 @@ fn verify_only(fixture: &Fixture) -> f64 {
 }
 
 /// Blocks per second of `Chain::apply` of the fixture's blocks on a fresh
-/// SQLite file.
-fn verify_apply(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> f64 {
+/// SQLite file: one by one, or with `Chain::apply_many` in batches of
+/// [`MAX_APPLY_BATCH`] if `batched`.
+fn verify_apply(fixture: &Fixture, rt: &tokio::runtime::Runtime, batched: bool) -> f64 {
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
         let db = Db::sqlite_file(&dir.path().join("chain.db"))
@@ -198,9 +218,14 @@ fn verify_apply(fixture: &Fixture, rt: &tokio::runtime::Runtime) -> f64 {
         for block in &fixture.setup {
             chain.apply(block).await.expect("setup block applies");
         }
+        let blocks: Vec<SignedBlock> = fixture.steps.iter().map(|s| s.block.clone()).collect();
         let started = Instant::now();
-        for step in &fixture.steps {
-            chain.apply(&step.block).await.expect("the block applies");
+        if batched {
+            chain.apply_many(&blocks).await.expect("the blocks apply");
+        } else {
+            for block in &blocks {
+                chain.apply(block).await.expect("the block applies");
+            }
         }
         BLOCKS as f64 / started.elapsed().as_secs_f64()
     })
@@ -225,21 +250,24 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    // Per round: [sig 1, sig N, bare 1, bare N, verify tx/s, apply blocks/s].
-    let mut rounds: Vec<[f64; 6]> = Vec::with_capacity(ROUNDS);
+    // Per round: [sig 1, sig N, bare 1, bare N, verify tx/s, apply blocks/s,
+    // apply_many blocks/s].
+    let mut rounds: Vec<[f64; 7]> = Vec::with_capacity(ROUNDS);
     for round in 1..=ROUNDS {
         let sig1 = raw_single(|| raw.pass_sig());
         let sig_n = raw_parallel(|| raw.pass_sig(), threads, sig1);
         let bare1 = raw_single(|| raw.pass_bare());
         let bare_n = raw_parallel(|| raw.pass_bare(), threads, bare1);
         let verify = verify_only(&fixture);
-        let apply = verify_apply(&fixture, &rt);
+        let apply = verify_apply(&fixture, &rt, false);
+        let apply_many = verify_apply(&fixture, &rt, true);
         println!(
             "round {round}: Sig::verify_address {sig1:.0}/s (1) {sig_n:.0}/s ({threads}); \
              ecdsa::verify {bare1:.0}/s (1) {bare_n:.0}/s ({threads}); \
-             verify_block {verify:.0} tx/s; Chain::apply {apply:.1} blocks/s"
+             verify_block {verify:.0} tx/s; Chain::apply {apply:.1} blocks/s; \
+             Chain::apply_many {apply_many:.1} blocks/s"
         );
-        rounds.push([sig1, sig_n, bare1, bare_n, verify, apply]);
+        rounds.push([sig1, sig_n, bare1, bare_n, verify, apply, apply_many]);
     }
     let col = |i: usize| median(rounds.iter().map(|r| r[i]).collect());
     let ratio = |num: usize, den: usize, scale: f64| {
@@ -279,6 +307,11 @@ fn main() {
         col(5) * tpb,
         col(5)
     );
+    println!(
+        "| `Chain::apply_many`, batches of {MAX_APPLY_BATCH} (SQLite file) | {:.0} transactions ({:.1} blocks) |",
+        col(6) * tpb,
+        col(6)
+    );
 
     println!();
     println!(
@@ -288,6 +321,7 @@ fn main() {
     for (name, num, scale) in [
         ("verify only, tx/s", 4, 1.0),
         ("verify + apply, tx/s", 5, tpb),
+        ("verify + apply_many, tx/s", 6, tpb),
     ] {
         let cells: Vec<String> = [1, 0, 3, 2]
             .iter()

@@ -174,7 +174,7 @@ impl Builder {
     /// interval's worth before it is spent, and the hours never run out.
     pub(crate) fn move_oldest(&self, n: usize) -> SignedBlock {
         let mut spend: Vec<UxOut> = self.unspent.values().copied().collect();
-        spend.sort_by_key(|ux| (ux.head.bk_seq, ux.hash()));
+        spend.sort_by_cached_key(|ux| (ux.head.bk_seq, ux.hash()));
         spend.truncate(n);
         let txs = spend
             .iter()
