@@ -62,11 +62,7 @@ fn status(failure: Failure, message: String) -> Status {
 
 /// The gRPC status of a refused submission.
 fn submit_status(error: ServiceError) -> Status {
-    let failure = error.failure();
-    if matches!(failure, Failure::Unavailable | Failure::Internal) {
-        tracing::warn!(%error, "submission failed");
-    }
-    status(failure, error.to_string())
+    status(error.failure(), error.to_string())
 }
 
 fn hash(bytes: &[u8], what: &str) -> Result<Hash, Status> {

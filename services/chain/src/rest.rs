@@ -87,11 +87,7 @@ impl From<QueryError> for ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        let failure = error.failure();
-        if matches!(failure, Failure::Unavailable | Failure::Internal) {
-            tracing::warn!(%error, "submission failed");
-        }
-        Self::new(failure, error.to_string())
+        Self::new(error.failure(), error.to_string())
     }
 }
 

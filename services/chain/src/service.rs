@@ -66,6 +66,7 @@ use crate::protocol::{
     MAX_GET_TRANSACTIONS, ProtocolError, RELAY_PRIORITY, RELAY_SERVICE, RelayRequest,
     RelayResponse, Tip,
 };
+use crate::query::Failure;
 use crate::spec::ChainSpec;
 use crate::store::{Head, MAX_APPLY_BATCH, StoreError};
 use crate::sync::{Misbehaviour, SyncConfig, SyncPlanner, SyncStatus};
@@ -75,6 +76,11 @@ use crate::verify::{TxRejection, verify_transaction};
 /// batch is checked while the one before is written, and the tip, the pool and the
 /// planner hear of applied blocks at least every ~1 s while syncing.
 pub const APPLY_RUN: usize = 8 * MAX_APPLY_BATCH;
+
+/// Most characters of the reason sent with a ban: the pool's own limit
+/// (`skywire_pool::store::MAX_BAN_REASON_LEN`), so that the pool keeps the whole of it and
+/// the bus message stays small.
+pub const MAX_BAN_REASON: usize = 256;
 
 /// How often the sync loop runs when nothing wakes it (timeouts, new requests).
 pub const SYNC_TICK: Duration = Duration::from_millis(100);
@@ -482,9 +488,19 @@ impl ChainService {
     /// Why it was refused: a rule ([`ServiceError::Rejected`]), an input not unspent
     /// ([`ServiceError::UnknownInput`], [`ServiceError::Confirmed`]), the pool
     /// ([`ServiceError::Mempool`]); or the store failing.
+    /// A failure of ours (not a refusal of the transaction) is logged here, once for
+    /// every API.
     pub async fn submit(&self, tx: Transaction) -> Result<Hash, ServiceError> {
         let _writer = self.inner.writer.lock().await;
-        let txid = self.admit(tx, Source::Local).await?;
+        let txid = match self.admit(tx, Source::Local).await {
+            Ok(txid) => txid,
+            Err(error) => {
+                if matches!(error.failure(), Failure::Unavailable | Failure::Internal) {
+                    tracing::warn!(%error, "submission failed");
+                }
+                return Err(error);
+            }
+        };
         lock(&self.inner.local).add(txid, Instant::now());
         Ok(txid)
     }
@@ -563,7 +579,7 @@ impl ChainService {
         let ban = bus_pb::Ban {
             node_id: Bytes::copy_from_slice(&peer),
             duration_ms: u64::try_from(penalty.duration().as_millis()).unwrap_or(u64::MAX),
-            reason: why.chars().take(200).collect(),
+            reason: why.chars().take(MAX_BAN_REASON).collect(),
         };
         let asked = self
             .inner

@@ -47,11 +47,12 @@
 //!
 //! Everything one block (or one batch) changes commits together or not at
 //! all. After a crash (of the process, or of the machine: SQLite's WAL and
-//! PostgreSQL's WAL both recover to the last committed transaction) the
-//! head, the blocks and the unspent set are exactly those after the last
-//! committed block; no block is ever half applied. With SQLite in `synchronous = NORMAL` a power
-//! loss may lose the last few committed blocks, never consistency: the
-//! store is then simply at an earlier head, and sync fetches the rest again.
+//! PostgreSQL's WAL both recover to the last committed transaction) the head,
+//! the blocks and the unspent set are exactly those after the last committed
+//! block; no block is ever half applied. With SQLite in `synchronous =
+//! NORMAL` a power loss may lose the last few committed blocks, never
+//! consistency: the store is then simply at an earlier head, and sync fetches
+//! the rest again.
 //!
 //! # Reading
 //!
@@ -436,7 +437,7 @@ impl ChainStore {
                     }
                 }
                 let mut pending: HashMap<Hash, UxOut> = HashMap::new();
-                for b in blocks {
+                for (b, new) in blocks.iter().zip(&news) {
                     let header = &b.block.block.header;
                     let mut ux_hash = check_extends(head.as_ref(), header)?;
                     take_spent(
@@ -446,9 +447,10 @@ impl ChainStore {
                         &mut removed,
                         &mut ux_hash,
                     )?;
-                    for ux in b.created {
+                    // `new.created` holds `b.created`'s ids, in the same order.
+                    for (ux, row) in b.created.iter().zip(&new.created) {
                         ux_hash.xor(&ux.snapshot_hash());
-                        pending.insert(ux.hash(), *ux);
+                        pending.insert(row.uxid, *ux);
                     }
                     if ux_hash != *b.ux_hash_after {
                         return Err(StoreError::UxHashAfter {
