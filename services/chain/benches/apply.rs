@@ -13,7 +13,8 @@
 //!   of distinct 32-byte digests, on 1 thread and on
 //!   `available_parallelism()` threads;
 //! - verify only: `verify_block` over [`BLOCKS`] blocks of [`TXS_PER_BLOCK`]
-//!   single-input transactions, each against a `HashMap` unspent set;
+//!   single-input transactions, each against a `HashMap` unspent set; then
+//!   `verify_blocks` of the same blocks in runs of [`MAX_APPLY_BATCH`];
 //! - verify + apply: `Chain::apply` of the same blocks one by one on a fresh
 //!   SQLite file (tokio current-thread runtime), then `Chain::apply_many` of
 //!   them in batches of [`MAX_APPLY_BATCH`] on another (how sync applies them).
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 use common::{Builder, key};
 use skywire_chain::chain::Chain;
 use skywire_chain::store::{ChainStore, MAX_APPLY_BATCH};
-use skywire_chain::verify::{ChainParams, block_lookups, verify_block};
+use skywire_chain::verify::{ChainParams, block_lookups, verify_block, verify_blocks};
 use skywire_coin::{Block, BlockHeader, Hash, Sig, SignedBlock, UxHash, UxOut, sha256};
 use skywire_db::Db;
 use skywire_identity::Address;
@@ -202,6 +203,31 @@ fn verify_only(fixture: &Fixture) -> f64 {
     (VERIFY_PASSES * BLOCKS * TXS_PER_BLOCK) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Transactions per second of `verify_blocks` over the fixture's blocks, in
+/// runs of [`MAX_APPLY_BATCH`] (as `Chain::apply_many` checks them), each
+/// against the outputs its blocks look up. An output a block spends was made
+/// a run before it ([`SPEND_AFTER`]), so it is unspent at the run's start.
+fn verify_batched(fixture: &Fixture) -> f64 {
+    let runs: Vec<(&Step, HashMap<Hash, UxOut>, Vec<SignedBlock>)> = fixture
+        .steps
+        .chunks(MAX_APPLY_BATCH)
+        .map(|run| {
+            let base = run.iter().flat_map(|step| step.unspent.clone()).collect();
+            let blocks = run.iter().map(|step| step.block.clone()).collect();
+            (&run[0], base, blocks)
+        })
+        .collect();
+    let started = Instant::now();
+    for _ in 0..VERIFY_PASSES {
+        for (first, base, blocks) in &runs {
+            let (verified, refused) =
+                verify_blocks(&fixture.params, &first.head, &first.ux_hash, base, blocks);
+            assert!(refused.is_none() && verified.len() == blocks.len());
+        }
+    }
+    (VERIFY_PASSES * BLOCKS * TXS_PER_BLOCK) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Blocks per second of `Chain::apply` of the fixture's blocks on a fresh
 /// SQLite file: one by one, or with `Chain::apply_many` in batches of
 /// [`MAX_APPLY_BATCH`] if `batched`.
@@ -251,23 +277,27 @@ fn main() {
     );
 
     // Per round: [sig 1, sig N, bare 1, bare N, verify tx/s, apply blocks/s,
-    // apply_many blocks/s].
-    let mut rounds: Vec<[f64; 7]> = Vec::with_capacity(ROUNDS);
+    // apply_many blocks/s, verify_blocks tx/s].
+    let mut rounds: Vec<[f64; 8]> = Vec::with_capacity(ROUNDS);
     for round in 1..=ROUNDS {
         let sig1 = raw_single(|| raw.pass_sig());
         let sig_n = raw_parallel(|| raw.pass_sig(), threads, sig1);
         let bare1 = raw_single(|| raw.pass_bare());
         let bare_n = raw_parallel(|| raw.pass_bare(), threads, bare1);
         let verify = verify_only(&fixture);
+        let batched = verify_batched(&fixture);
         let apply = verify_apply(&fixture, &rt, false);
         let apply_many = verify_apply(&fixture, &rt, true);
         println!(
             "round {round}: Sig::verify_address {sig1:.0}/s (1) {sig_n:.0}/s ({threads}); \
              ecdsa::verify {bare1:.0}/s (1) {bare_n:.0}/s ({threads}); \
-             verify_block {verify:.0} tx/s; Chain::apply {apply:.1} blocks/s; \
+             verify_block {verify:.0} tx/s; verify_blocks {batched:.0} tx/s; \
+             Chain::apply {apply:.1} blocks/s; \
              Chain::apply_many {apply_many:.1} blocks/s"
         );
-        rounds.push([sig1, sig_n, bare1, bare_n, verify, apply, apply_many]);
+        rounds.push([
+            sig1, sig_n, bare1, bare_n, verify, apply, apply_many, batched,
+        ]);
     }
     let col = |i: usize| median(rounds.iter().map(|r| r[i]).collect());
     let ratio = |num: usize, den: usize, scale: f64| {
@@ -303,6 +333,11 @@ fn main() {
         col(4) / tpb
     );
     println!(
+        "| `verify_blocks`, runs of {MAX_APPLY_BATCH} (HashMap set) | {:.0} transactions ({:.1} blocks) |",
+        col(7),
+        col(7) / tpb
+    );
+    println!(
         "| `Chain::apply` (SQLite file) | {:.0} transactions ({:.1} blocks) |",
         col(5) * tpb,
         col(5)
@@ -320,6 +355,7 @@ fn main() {
     println!("|---|---|---|---|---|");
     for (name, num, scale) in [
         ("verify only, tx/s", 4, 1.0),
+        ("verify only, batched, tx/s", 7, 1.0),
         ("verify + apply, tx/s", 5, tpb),
         ("verify + apply_many, tx/s", 6, tpb),
     ] {

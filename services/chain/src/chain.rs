@@ -8,7 +8,7 @@
 //! On the empty chain the block must be the configured genesis ([`verify_genesis`]).
 //! Otherwise [`Chain::apply`] reads the head and the unspent outputs that
 //! [`block_lookups`] names (the block's inputs and the outputs it would create) in one
-//! snapshot ([`ChainStore::head_and_unspent`]), checks the block with [`verify_block`]
+//! snapshot ([`ChainStore::head_and_unspent`]), checks the block with [`verify_block`](crate::verify::verify_block)
 //! against them on tokio's blocking pool (the signature recoveries take ~30 µs per input
 //! and core: too long for a runtime thread), and hands what it spends and creates, and the
 //! unspent set's new hash, to [`ChainStore::apply`], which writes it all in one database
@@ -18,9 +18,10 @@
 //!
 //! [`Chain::apply_many`] does the same for consecutive blocks (sync hands them out by the
 //! hundred), [`MAX_APPLY_BATCH`] at a time: one snapshot read for the whole batch's
-//! lookups, then [`verify_block`] of each block in turn against the set the blocks before
+//! lookups, then [`verify_blocks`]: each block in turn against the set the blocks before
 //! it leave (the outputs read, without those they spent, with those they created: an
-//! overlay, nothing is copied), then one [`ChainStore::apply_many`] for the blocks that
+//! overlay, nothing is copied), the signatures of later blocks recovered on the other
+//! cores while earlier ones are walked; then one [`ChainStore::apply_many`] for the blocks that
 //! passed. Each batch is checked while the one before is written: its outputs are read
 //! without the head (the store holds the set before that batch or after it, as its write
 //! may have committed) and that batch's changes are laid on them, which gives the set
@@ -41,20 +42,21 @@
 //! sequence number before looking anything up ([`verify`](crate::verify)'s order of
 //! checks): a stale block, as it should be.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use skywire_coin::{Block, Hash, SignedBlock, UxOut};
 
 use crate::store::{BlockChanges, ChainStore, Head, MAX_APPLY_BATCH, StoreError};
 use crate::verify::{
-    BlockRejection, ChainParams, UnspentSet, Verified, block_lookups, verify_block, verify_genesis,
+    BlockRejection, ChainParams, Verified, block_lookups, verify_blocks, verify_genesis,
 };
 
 /// Why [`Chain::apply`] did not apply a block. Nothing was written in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    /// The block breaks a rule of the chain ([`verify_genesis`] or [`verify_block`]).
+    /// The block breaks a rule of the chain ([`verify_genesis`] or
+    /// [`verify_block`](crate::verify::verify_block)).
     #[error("block refused: {0}")]
     Rejected(#[from] BlockRejection),
 
@@ -102,43 +104,6 @@ pub struct BatchError {
     pub applied: Vec<Verified>,
     /// Why the next block was not applied.
     pub error: ChainError,
-}
-
-/// The blocks that pass [`verify_block`], in turn, after `head` and against `base` with
-/// the changes of the blocks before each; and why the first one refused was.
-fn verify_in_turn(
-    params: &ChainParams,
-    head: &Head,
-    base: &HashMap<Hash, UxOut>,
-    blocks: &[SignedBlock],
-) -> (Vec<Verified>, Option<BlockRejection>) {
-    let mut set = Overlay {
-        base,
-        spent: HashSet::new(),
-        created: HashMap::new(),
-    };
-    let mut header = head.header;
-    let mut ux_hash = head.ux_hash;
-    let mut passed = Vec::with_capacity(blocks.len());
-    for block in blocks {
-        let verified = match verify_block(params, &header, &ux_hash, &set, block) {
-            Ok(verified) => verified,
-            Err(rejection) => return (passed, Some(rejection)),
-        };
-        for tx in &block.block.body.transactions {
-            for id in &tx.inputs {
-                if set.created.remove(id).is_none() {
-                    set.spent.insert(*id);
-                }
-            }
-        }
-        set.created
-            .extend(verified.created.iter().map(|ux| (ux.hash(), *ux)));
-        header = block.block.header;
-        ux_hash = verified.ux_hash_after;
-        passed.push(verified);
-    }
-    (passed, None)
 }
 
 /// Blocks checked in turn ([`Chain::apply_many`]): what each does, and the head after
@@ -195,26 +160,6 @@ fn inputs(block: &SignedBlock) -> Vec<Hash> {
         .iter()
         .flat_map(|tx| tx.inputs.iter().copied())
         .collect()
-}
-
-/// The unspent set after some blocks of a batch: the outputs read before the batch
-/// (`base`) without those the blocks spent, with those they created.
-struct Overlay<'a> {
-    base: &'a HashMap<Hash, UxOut>,
-    spent: HashSet<Hash>,
-    created: HashMap<Hash, UxOut>,
-}
-
-impl UnspentSet for Overlay<'_> {
-    fn get(&self, id: &Hash) -> Option<UxOut> {
-        if let Some(ux) = self.created.get(id) {
-            return Some(*ux);
-        }
-        if self.spent.contains(id) {
-            return None;
-        }
-        self.base.get(id).copied()
-    }
 }
 
 /// The chain: its store, its rules and its genesis block. Cloning is cheap (a block and a
@@ -430,12 +375,11 @@ impl Chain {
         self.store.apply_many(&changes).await
     }
 
-    /// [`verify_block`] of each block of `batch` in turn, after `head` and against
-    /// `unspent` with the changes of the blocks before it, on tokio's blocking pool: it
-    /// takes ~30 µs per input and core (signature recovery, spread over the cores), far
-    /// too long to hold a runtime thread. What the blocks that pass do, up to the first
-    /// refused, and why that one was. The blocks are copied for the blocking task (~1% of
-    /// their verification).
+    /// [`verify_blocks`] of `batch` after `head`, against `unspent`, on tokio's blocking
+    /// pool: it takes ~30 µs per input and core (signature recovery, spread over the
+    /// cores), far too long to hold a runtime thread. What the blocks that pass do, up to
+    /// the first refused, and why that one was. The blocks are copied for the blocking task
+    /// (~1% of their verification).
     async fn verify_blocking(
         &self,
         head: Head,
@@ -445,7 +389,7 @@ impl Chain {
         let job = Arc::new((self.params, head, unspent, batch.to_vec()));
         let verify = |job: &(ChainParams, Head, HashMap<Hash, UxOut>, Vec<SignedBlock>)| {
             let (params, head, unspent, blocks) = job;
-            verify_in_turn(params, head, unspent, blocks)
+            verify_blocks(params, &head.header, &head.ux_hash, unspent, blocks)
         };
         let task = {
             let job = Arc::clone(&job);

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use common::{GENESIS_COINS, GENESIS_TIME, INTERVAL, Model, make_tx, output, set_hash};
 use skywire_chain::verify::{
     BlockRejection, DEFAULT_MAX_BLOCK_SIZE, MIN_SIGNATURES_PER_THREAD, TxRejection, UnspentSet,
-    block_lookups, verify_block, verify_genesis, verify_transaction,
+    block_lookups, verify_block, verify_blocks, verify_genesis, verify_transaction,
 };
 use skywire_coin::{
     Block, Hash, HoursError, Output, Sig, SigError, SignedBlock, Transaction, TxError, UxOut,
@@ -996,4 +996,95 @@ fn input_whose_earned_hours_overflow_counts_as_zero() {
     let verified =
         verify_transaction(&model.params, &model.header(), &unspent, &tx).expect("valid");
     assert_eq!(verified.fee, hours - hours / 2);
+}
+
+/// The next block after `model`'s head: every wallet holding coins sends them on to the
+/// next two wallets.
+fn onward(model: &Model) -> Block {
+    let txs = (0..4)
+        .filter(|w| !model.owned(*w).is_empty())
+        .map(|w| {
+            let to = [model.address((w + 1) % 4), model.address((w + 2) % 4)];
+            model.transfer(&model.owned(w), &to)
+        })
+        .collect();
+    model.block(txs)
+}
+
+/// `verify_blocks` of `blocks` after `start`'s head, against `start`'s whole set.
+fn verify_after(
+    start: &Model,
+    blocks: &[SignedBlock],
+) -> (Vec<skywire_chain::verify::Verified>, Option<BlockRejection>) {
+    verify_blocks(
+        &start.params,
+        &start.header(),
+        &start.ux_hash,
+        &start.unspent,
+        blocks,
+    )
+}
+
+#[test]
+fn verify_blocks_agrees_with_verify_block_in_turn() {
+    let start = after_block_1();
+    let mut model = start.clone();
+    let mut blocks = Vec::new();
+    let mut expected = Vec::new();
+    for _ in 0..6 {
+        let block = model.sign(onward(&model));
+        let verified = model.verify(&block).expect("an onward block verifies");
+        model.commit_verified(&block, &verified);
+        blocks.push(block);
+        expected.push(verified);
+    }
+    // Enough signatures for helper threads to recover ahead.
+    let inputs: usize = blocks
+        .iter()
+        .flat_map(|b| &b.block.body.transactions)
+        .map(|tx| tx.inputs.len())
+        .sum();
+    assert!(inputs >= 2 * MIN_SIGNATURES_PER_THREAD, "{inputs} inputs");
+    assert_eq!(verify_after(&start, &blocks), (expected.clone(), None));
+
+    // Block 3 of the run has a transaction whose input another key signed: the three
+    // before it pass, and it is refused as `verify_block` refuses it.
+    let mut after_three = start.clone();
+    for (block, verified) in blocks.iter().zip(&expected).take(3) {
+        after_three.commit_verified(block, verified);
+    }
+    let mut txs = onward(&after_three).body.transactions;
+    let forged = Sig::sign(&Keypair::generate(), &txs[1].inner_hash);
+    txs[1].sigs[0] = forged;
+    let bad = after_three.sign(after_three.block(txs));
+    let refusal = after_three
+        .verify(&bad)
+        .expect_err("a forged input signature");
+    assert!(
+        matches!(refusal, BlockRejection::Transaction { index: 1, .. }),
+        "{refusal:?}"
+    );
+    let mut run = blocks[..3].to_vec();
+    run.push(bad);
+    run.extend_from_slice(&blocks[4..]);
+    assert_eq!(
+        verify_after(&start, &run),
+        (expected[..3].to_vec(), Some(refusal))
+    );
+
+    // Block 2 is not the publisher's: nothing after it is recovered, and it is refused
+    // as `verify_block` refuses it.
+    let mut after_two = start.clone();
+    for (block, verified) in blocks.iter().zip(&expected).take(2) {
+        after_two.commit_verified(block, verified);
+    }
+    let forged = blocks[2].block.clone().sign_block(&Keypair::generate());
+    let refusal = after_two.verify(&forged).expect_err("not the publisher's");
+    let mut run = blocks.clone();
+    run[2] = forged;
+    assert_eq!(
+        verify_after(&start, &run),
+        (expected[..2].to_vec(), Some(refusal))
+    );
+    assert_eq!(verify_after(&start, &[]), (Vec::new(), None));
 }
