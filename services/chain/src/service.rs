@@ -9,7 +9,7 @@
 //!   including the periodic refreshes, so a restarted service finds them again) are
 //!   tracked for sync and relay; each new one is asked for its tip.
 //! - **Sync** (one loop, every [`SYNC_TICK`] or when woken): the
-//!   [`SyncPlanner`](crate::sync::SyncPlanner) decides which headers and blocks to ask
+//!   [`SyncPlanner`] decides which headers and blocks to ask
 //!   of whom; each request runs as its own task on its own channel; blocks it hands out
 //!   are applied in order through [`Chain::apply`]. A peer whose answer breaks the
 //!   protocol or lies about the chain is banned through the pool ([`Penalty`]); one
