@@ -461,7 +461,7 @@ impl ChainStore {
                     }
                     head = Some(LockedHead {
                         seq: header.bk_seq,
-                        hash: header.hash(),
+                        hash: new.hash,
                         ux_hash: ux_hash.hash(),
                     });
                 }

@@ -44,13 +44,13 @@
 //! gets that far. [`verify_transaction`] recovers after the checks that need no
 //! signature, spread over threads in the same way for a transaction with many inputs.
 //!
-//! [`verify_blocks`] checks a run of consecutive blocks, each as [`verify_block`] would
-//! (same results, same errors), but recovers the signatures of every block the publisher
-//! signed within the size limit ahead, on one helper thread per core beyond the first,
-//! claiming them one by one; the calling thread walks each block once its signers are in
-//! and recovers others while it waits. One thread start per run instead of per block, no
-//! core idle during a walk: 0.9 of the raw recovery rate instead of 0.6
-//! (docs/benchmarks.md §7.3).
+//! The threads claim the inputs one by one from a shared counter, so no
+//! core waits for another's share. [`verify_blocks`] checks a run of consecutive blocks,
+//! each as [`verify_block`] would (same results, same errors), but recovers the
+//! signatures of every block the publisher signed within the size limit ahead, for the
+//! whole run; the calling thread walks each block once its signers are in and recovers
+//! others while it waits. One thread start per run instead of per block, and the walks
+//! overlap the recoveries (docs/benchmarks.md §7.3).
 //!
 //! These functions block their thread for as long as the recoveries take (about 30 µs
 //! per input and core): call them from async code through `spawn_blocking`, as
@@ -754,23 +754,8 @@ pub fn verify_blocks(
             .iter()
             .flat_map(|block| &block.block.body.transactions),
     );
-    let threads = (recoveries.jobs.len() / MIN_SIGNATURES_PER_THREAD).clamp(1, parallelism());
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            recoveries.helpers.fetch_add(1, Ordering::AcqRel);
-            let helper = std::thread::Builder::new()
-                .name("chain-verify".to_owned())
-                .spawn_scoped(scope, || recoveries.help());
-            if helper.is_err() {
-                recoveries.helpers.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let verified = walk_blocks(params, head, head_ux_hash, base, blocks, ahead, &recoveries);
-        // Refused early: leave the helpers nothing more to recover.
-        recoveries
-            .next
-            .store(recoveries.jobs.len(), Ordering::Release);
-        verified
+    recoveries.with_helpers(parallelism(), |recoveries| {
+        walk_blocks(params, head, head_ux_hash, base, blocks, ahead, recoveries)
     })
 }
 
@@ -851,6 +836,28 @@ impl<'t> Recoveries<'t> {
             signers,
             helpers: AtomicUsize::new(0),
         }
+    }
+
+    /// Runs `walk` on this thread while helper threads recover: as many as there are
+    /// [`MIN_SIGNATURES_PER_THREAD`] jobs, at most `threads` threads in all (this one
+    /// included). A helper that cannot be started leaves its share to [`Recoveries::take`].
+    /// Once `walk` returns (perhaps early, on a refused block), nothing more is claimed.
+    fn with_helpers<T>(&self, threads: usize, walk: impl FnOnce(&Self) -> T) -> T {
+        let threads = (self.jobs.len() / MIN_SIGNATURES_PER_THREAD).clamp(1, threads.max(1));
+        std::thread::scope(|scope| {
+            for _ in 1..threads {
+                self.helpers.fetch_add(1, Ordering::AcqRel);
+                let helper = std::thread::Builder::new()
+                    .name("chain-verify".to_owned())
+                    .spawn_scoped(scope, || self.help());
+                if helper.is_err() {
+                    self.helpers.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+            let out = walk(self);
+            self.next.store(self.jobs.len(), Ordering::Release);
+            out
+        })
     }
 
     /// Claims the next job and recovers it; false if none was left.
@@ -1085,46 +1092,12 @@ fn recover_signers(txs: &[Transaction]) -> Vec<Result<Address, SigError>> {
     recover_signers_on(txs, parallelism())
 }
 
-/// [`recover_signers`] on at most `threads` threads (the calling one included): the
-/// inputs are cut into that many runs of equal length, one per thread, and the results
-/// put back in order. A thread that cannot be started leaves its run to the caller's.
+/// [`recover_signers`] on at most `threads` threads (the calling one included), each
+/// claiming the next input not yet recovered ([`Recoveries`]); the results in order.
 fn recover_signers_on(txs: &[Transaction], threads: usize) -> Vec<Result<Address, SigError>> {
-    let jobs: Vec<(&Transaction, usize)> = txs
-        .iter()
-        .flat_map(|tx| (0..signer_count(tx)).map(move |index| (tx, index)))
-        .collect();
-    let recover = |run: &[(&Transaction, usize)]| -> Vec<Result<Address, SigError>> {
-        run.iter()
-            .filter_map(|(tx, index)| tx.recover_signer(*index))
-            .collect()
-    };
-    let threads = (jobs.len() / MIN_SIGNATURES_PER_THREAD).clamp(1, threads.max(1));
-    if threads == 1 {
-        return recover(&jobs);
-    }
-    let mut runs = jobs.chunks(jobs.len().div_ceil(threads));
-    let first = runs.next().unwrap_or_default();
-    std::thread::scope(|scope| {
-        let others: Vec<_> = runs
-            .map(|run| {
-                let thread = std::thread::Builder::new()
-                    .name("chain-verify".to_owned())
-                    .spawn_scoped(scope, move || recover(run));
-                (run, thread)
-            })
-            .collect();
-        let mut signers = Vec::with_capacity(jobs.len());
-        signers.extend(recover(first));
-        for (run, thread) in others {
-            match thread.map(std::thread::ScopedJoinHandle::join) {
-                Ok(Ok(part)) => signers.extend(part),
-                // Recovery does not panic; if it did, the panic is the caller's.
-                Ok(Err(panic)) => std::panic::resume_unwind(panic),
-                Err(_) => signers.extend(recover(run)),
-            }
-        }
-        signers
-    })
+    let recoveries = Recoveries::new(txs.iter());
+    let jobs = recoveries.jobs.len();
+    recoveries.with_helpers(threads, |recoveries| recoveries.take(0..jobs))
 }
 
 /// The hours of `spent` at time `t`, added up, an input whose earned hours overflow
